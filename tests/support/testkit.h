@@ -1,0 +1,66 @@
+/* testkit: what every ESS test binary shares.
+ *
+ *   #include "testkit.h"
+ *   ESS_TEST(parses_duration) { assert_int_equal(...); }
+ *   ESS_TEST_MAIN(NULL, NULL)
+ *
+ * ess_add_test() (cmake/ess.cmake) scans the sources for ESS_TEST(name) and registers one
+ * CTest entry per case; the binary runs the case named in argv[1] (all cases without one).
+ *
+ * Integration tests find their throwaway servers through the environment that tests/run
+ * sets: ESS_TEST_NATS_URL, ESS_TEST_PG_DSN (a database each test may create schemas in). */
+#ifndef ESS_TESTKIT_H
+#define ESS_TESTKIT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#ifndef TESTKIT_IMPLEMENTATION
+#include "ess_test_list.h"
+#endif
+
+#define ESS_TEST(name) static void name(void **state)
+
+#define ESS_TEST_ENTRY_(name) cmocka_unit_test(name),
+#define ESS_TEST_NAME_(name) #name,
+
+int testkit_main(const struct CMUnitTest *tests, size_t count, const char *const *names,
+                 CMFixtureFunction setup, CMFixtureFunction teardown, int argc, char **argv);
+
+#define ESS_TEST_MAIN(setup, teardown)                                                       \
+    int main(int argc, char **argv)                                                          \
+    {                                                                                        \
+        static const struct CMUnitTest tests[] = {ESS_TEST_LIST(ESS_TEST_ENTRY_)};           \
+        static const char *const names[] = {ESS_TEST_LIST(ESS_TEST_NAME_)};                  \
+        return testkit_main(tests, sizeof(tests) / sizeof(tests[0]), names, (setup),         \
+                            (teardown), argc, argv);                                         \
+    }
+
+/* Monotonic milliseconds. */
+int64_t testkit_now_ms(void);
+
+/* Polls cond(closure) every few milliseconds until it returns true or timeout_ms passes.
+ * Returns true when the condition held. Use instead of sleeping. */
+bool testkit_wait_until(bool (*cond)(void *closure), void *closure, int64_t timeout_ms);
+
+/* Required environment variable (fails the test with a clear message when unset). */
+const char *testkit_env(const char *name);
+
+/* A unique lower-case token for naming per-test streams, schemas and subjects: "t<pid>x<n>". */
+void testkit_unique(char *out, size_t out_size);
+
+/* Runs argv (NULL-terminated) with the given extra environment ("K=V" strings, NULL-terminated,
+ * may be NULL), captures stdout+stderr into a heap string (*ret_output, caller frees), and
+ * returns the exit status (or -1 on a failure to start / 128+signal). Bounded by timeout_ms. */
+int testkit_run(const char *const *argv, const char *const *env, int64_t timeout_ms,
+                char **ret_output);
+
+/* Directory holding built binaries (build/bin), from ESS_BIN_DIR set by CTest. */
+const char *testkit_bin_dir(void);
+
+#endif
