@@ -56,9 +56,11 @@ void st_wrap(st_error *err, const char *what)
 {
     if (err == NULL || what == NULL)
         return;
-    char joined[ST_MESSAGE_MAX];
+    char joined[ST_MESSAGE_MAX * 2];
     snprintf(joined, sizeof(joined), "%s: %s", what, err->message);
-    memcpy(err->message, joined, sizeof(joined));
+    size_t len = strnlen(joined, sizeof(err->message) - 1);
+    memcpy(err->message, joined, len);
+    err->message[len] = '\0';
 }
 
 void st_clear(st_error *err)

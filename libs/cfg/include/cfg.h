@@ -94,6 +94,16 @@ typedef const char *(*cfg_lookup_fn)(const char *name, void *closure);
 st_code cfg_load(const cfg_field *fields, size_t count, cfg_lookup_fn lookup, void *closure,
                  void *target, char **ret_problems);
 
+/* Several tables at once (a service's own and the runtime's common one), still reported as
+ * one message. Same contract as cfg_load. */
+typedef struct cfg_table {
+    const cfg_field *fields;
+    size_t count;
+    void *target;
+} cfg_table;
+st_code cfg_load_tables(const cfg_table *tables, size_t table_count, cfg_lookup_fn lookup,
+                        void *closure, char **ret_problems);
+
 /* Frees what cfg_load allocated inside target (strings); accepts a zeroed target. */
 void cfg_release(const cfg_field *fields, size_t count, void *target);
 

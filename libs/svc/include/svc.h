@@ -37,11 +37,13 @@ typedef struct svc svc;
 
 /* The common configuration, readable by services through svc_common(). */
 typedef struct svc_common_config {
-    char *nats_url;
-    char *pg_dsn;
-    char *log_level;
-    char *listen;
-    int64_t drain_timeout_ms;
+    char *nats_url;              /* ESS_NATS_URL */
+    char *pg_dsn;                /* ESS_PG_DSN */
+    char *log_level;             /* ESS_LOG_LEVEL */
+    char *listen;                /* the service's listen variable */
+    int64_t drain_timeout_ms;    /* ESS_DRAIN_TIMEOUT */
+    int64_t http_max_connections; /* ESS_HTTP_MAX_CONNECTIONS */
+    int64_t http_request_timeout_ms; /* ESS_HTTP_REQUEST_TIMEOUT: headers + body */
 } svc_common_config;
 
 /* An HTTP route handler, called on the event-loop thread: must not block. Returns 0 when it
@@ -100,6 +102,10 @@ met_registry *svc_metrics(svc *s);
 /* The db handle of the calling consumer thread, or of the main thread in init/stop/fini.
  * NULL unless needs_pg. */
 db *svc_db(svc *s);
+/* HTTP limits for the service's routes; call from init. max_body: request bodies above it
+ * are answered 413 before any handler runs. */
+void svc_http_set_max_body(svc *s, size_t max_body_bytes);
+
 /* The event loop (h2o_evloop_t *) for services that need timers or sockets on it. */
 void *svc_loop(svc *s);
 /* True once a stop was requested. */
