@@ -72,13 +72,9 @@ static bool class_is(const char *state, const char *cls)
 
 static st_code code_for_sqlstate(const char *state)
 {
-    if (class_is(state, "08") || class_is(state, "57")) {
-        if (strcmp(state, "57014") == 0)
-            return ST_TIMEOUT;
-        if (strncmp(state, "57P", 3) == 0)
-            return ST_UNAVAILABLE;
-    }
-    if (class_is(state, "08"))
+    if (strcmp(state, "57014") == 0)
+        return ST_TIMEOUT;
+    if (class_is(state, "08") || strncmp(state, "57P", 3) == 0)
         return ST_UNAVAILABLE;
     if (strcmp(state, "23505") == 0)
         return ST_CONFLICT;
@@ -222,19 +218,17 @@ static st_code fail_from_result(db *d, const PGresult *res, const char *what, st
 
 static st_code fail_unavailable(db *d, const char *what, st_error *err)
 {
-    char reason[ST_MESSAGE_MAX];
+    /* libpq prefixes "connection to server at "h", port p failed: ": keep what follows. */
     const char *libpq_text = PQerrorMessage(d->conn);
-    /* libpq prefixes "connection to server at "h", port p failed: " — keep the reason. */
-    const char *after = libpq_text;
+    const char *reason_start = libpq_text;
     for (const char *p = strstr(libpq_text, "failed: "); p != NULL; p = strstr(p + 1, "failed: "))
-        after = p + strlen("failed: ");
-    one_line(after, d->password, reason, sizeof(reason));
-    st_fail(err, ST_UNAVAILABLE, "%s%s%s%s%s", what, d->where[0] != '\0' ? " (" : "",
-            d->where, d->where[0] != '\0' ? ")" : "", reason[0] != '\0' ? ": " : "");
-    if (err != NULL && reason[0] != '\0') {
-        size_t used = strlen(err->message);
-        snprintf(err->message + used, sizeof(err->message) - used, "%s", reason);
-    }
+        reason_start = p + strlen("failed: ");
+    char reason[ST_MESSAGE_MAX];
+    one_line(reason_start, d->password, reason, sizeof(reason));
+    char target[WHERE_MAX + 4] = "";
+    if (d->where[0] != '\0')
+        snprintf(target, sizeof(target), " (%s)", d->where);
+    st_fail(err, ST_UNAVAILABLE, "%s%s%s%s", what, target, reason[0] != '\0' ? ": " : "", reason);
     st_set_cause(err, "sqlstate 08006");
     return ST_UNAVAILABLE;
 }
@@ -257,8 +251,10 @@ static void describe_target(PQconninfoOption *parsed, char *out, size_t out_size
 {
     const char *host = NULL, *port = NULL, *dbname = NULL;
     for (PQconninfoOption *o = parsed; o != NULL && o->keyword != NULL; o++) {
-        if (strcmp(o->keyword, "host") == 0 || (strcmp(o->keyword, "hostaddr") == 0 && !host))
-            host = o->val != NULL ? o->val : host;
+        if (strcmp(o->keyword, "host") == 0 && o->val != NULL)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0 && o->val != NULL && host == NULL)
+            host = o->val;
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
         else if (strcmp(o->keyword, "dbname") == 0)
@@ -835,6 +831,7 @@ st_code db_migrate(db *d, const ess_embedded_file *files, size_t count, int *ret
     db_result *applied = NULL;
     bool locked = false;
     unsigned locked_generation = 0;
+    const char *lock_params[] = {MIGRATION_LOCK_KEY};
     int applied_now = 0;
 
     if (d == NULL || (files == NULL && count > 0))
@@ -860,7 +857,6 @@ st_code db_migrate(db *d, const ess_embedded_file *files, size_t count, int *ret
         }
     }
 
-    const char *lock_params[] = {MIGRATION_LOCK_KEY};
     rc = db_exec(d, "SELECT pg_advisory_lock($1::bigint)", 1, lock_params, NULL, err);
     if (rc != ST_OK) {
         st_wrap(err, "taking the migration lock");
@@ -919,7 +915,8 @@ st_code db_migrate(db *d, const ess_embedded_file *files, size_t count, int *ret
         }
         applied_now++;
     }
-    *ret_applied = applied_now;
+    if (ret_applied != NULL)
+        *ret_applied = applied_now;
 
 cleanup:
     if (locked && d->generation == locked_generation && PQstatus(d->conn) == CONNECTION_OK) {

@@ -124,7 +124,9 @@ void log_scrub(const char *text, char *out, size_t out_size)
     size_t len = strlen(text);
     size_t i = 0;
     while (i < len && o + 1 < out_size) {
-        bool boundary = i == 0 || !isalnum((unsigned char)text[i - 1]);
+        /* A run glued to a word ("ESS-2569-000123") is an identifier, not a phone. */
+        bool boundary = i == 0 || !(isalnum((unsigned char)text[i - 1]) || text[i - 1] == '-' ||
+                                    text[i - 1] == '_');
         size_t hit = 0;
         if (boundary) {
             hit = line_id_at(text + i, len - i);
