@@ -11,6 +11,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
 
 int testkit_main(const struct CMUnitTest *tests, size_t count, const char *const *names,
                  CMFixtureFunction setup, CMFixtureFunction teardown, int argc, char **argv)
@@ -136,4 +141,143 @@ int testkit_run(const char *const *argv, const char *const *env, int64_t timeout
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+int testkit_spawn(const char *const *argv, const char *const *env, const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (log_path != NULL) {
+            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return (int)pid;
+}
+
+int testkit_stop(int pid, int sig, int64_t timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    int64_t deadline = testkit_now_ms() + timeout_ms;
+    int status = 0;
+    for (;;) {
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid)
+            break;
+        if (testkit_now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int testkit_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+typedef struct http_body {
+    char *text;
+    size_t len;
+} http_body;
+
+static size_t collect_body(char *data, size_t size, size_t count, void *closure)
+{
+    http_body *b = closure;
+    size_t n = size * count;
+    char *bigger = realloc(b->text, b->len + n + 1);
+    if (bigger == NULL)
+        return 0;
+    memcpy(bigger + b->len, data, n);
+    b->text = bigger;
+    b->len += n;
+    b->text[b->len] = '\0';
+    return n;
+}
+
+int testkit_http(const char *method, const char *url, const char *const *headers,
+                 const char *body, size_t body_len, int64_t timeout_ms, long *ret_status,
+                 char **ret_body)
+{
+    CURL *curl = curl_easy_init();
+    if (curl == NULL)
+        return -1;
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        list = curl_slist_append(list, headers[i]);
+    http_body received = {.text = calloc(1, 1), .len = 0};
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &received);
+    if (body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    CURLcode code = curl_easy_perform(curl);
+    long status = 0;
+    if (code == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    *ret_status = status;
+    if (ret_body != NULL)
+        *ret_body = received.text;
+    else
+        free(received.text);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    return code == CURLE_OK ? 0 : -1;
+}
+
+char *testkit_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap *= 2;
+            text = realloc(text, cap);
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    fclose(f);
+    text[len] = '\0';
+    return text;
 }

@@ -60,6 +60,27 @@ void testkit_unique(char *out, size_t out_size);
 int testkit_run(const char *const *argv, const char *const *env, int64_t timeout_ms,
                 char **ret_output);
 
+/* Starts argv in the background with extra environment (as testkit_run), stdout+stderr
+ * appended to log_path (NULL = inherit). Returns the pid, or -1. */
+int testkit_spawn(const char *const *argv, const char *const *env, const char *log_path);
+
+/* Sends sig to pid and waits at most timeout_ms for it to exit; SIGKILL after that.
+ * Returns its exit status as testkit_run does (128+signal when killed by a signal). */
+int testkit_stop(int pid, int sig, int64_t timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int testkit_free_port(void);
+
+/* One HTTP request with libcurl. headers: NULL-terminated "Name: value" list or NULL.
+ * body may be NULL (no body). *ret_status = HTTP status (0 when no answer), *ret_body heap
+ * (caller frees; may be NULL when not wanted). Returns 0 on a transport success. */
+int testkit_http(const char *method, const char *url, const char *const *headers,
+                 const char *body, size_t body_len, int64_t timeout_ms, long *ret_status,
+                 char **ret_body);
+
+/* Reads a whole file into a heap string (caller frees); NULL when unreadable. */
+char *testkit_read_file(const char *path);
+
 /* Directory holding built binaries (build/bin), from ESS_BIN_DIR set by CTest. */
 const char *testkit_bin_dir(void);
 
