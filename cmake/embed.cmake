@@ -1,4 +1,5 @@
 # Invoked by ess_embed: writes OUT, a C file holding FILES as byte arrays.
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "#include \"ess_embedded.h\"\n\n")
 set(table "")
 set(i 0)

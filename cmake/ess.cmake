@@ -3,12 +3,14 @@
 # so binaries carry proto/ and migrations/ with them (no runtime file lookups in containers).
 function(ess_embed target var)
   set(out ${CMAKE_CURRENT_BINARY_DIR}/${var}_embedded.c)
+  # A CMake list cannot cross the command line intact: pass it '|'-separated.
+  string(REPLACE ";" "|" files_arg "${ARGN}")
   add_custom_command(
     OUTPUT ${out}
     COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DVAR=${var} -DBASE=${CMAKE_CURRENT_SOURCE_DIR}
-            "-DFILES=${ARGN}" -P ${CMAKE_SOURCE_DIR}/cmake/embed.cmake
+            "-DFILES=${files_arg}" -P ${CMAKE_SOURCE_DIR}/cmake/embed.cmake
     DEPENDS ${ARGN} ${CMAKE_SOURCE_DIR}/cmake/embed.cmake
-    COMMENT "Embedding ${var}")
+    COMMENT "Embedding ${var}" VERBATIM)
   add_library(${target} STATIC ${out})
   target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR}/cmake/include)
 endfunction()

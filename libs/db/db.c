@@ -216,6 +216,7 @@ static st_code fail_from_result(db *d, const PGresult *res, const char *what, st
     return code;
 }
 
+/* Connecting or reconnecting failed (08001: the client could not establish a connection). */
 static st_code fail_unavailable(db *d, const char *what, st_error *err)
 {
     /* libpq prefixes "connection to server at "h", port p failed: ": keep what follows. */
@@ -229,7 +230,7 @@ static st_code fail_unavailable(db *d, const char *what, st_error *err)
     if (d->where[0] != '\0')
         snprintf(target, sizeof(target), " (%s)", d->where);
     st_fail(err, ST_UNAVAILABLE, "%s%s%s%s", what, target, reason[0] != '\0' ? ": " : "", reason);
-    st_set_cause(err, "sqlstate 08006");
+    st_set_cause(err, "sqlstate 08001");
     return ST_UNAVAILABLE;
 }
 
@@ -276,6 +277,13 @@ static const char *parsed_value(PQconninfoOption *parsed, const char *keyword)
         if (strcmp(o->keyword, keyword) == 0)
             return o->val;
     return NULL;
+}
+
+/* Libraries never log: libpq's default would print server NOTICEs on stderr. */
+static void discard_notice(void *closure, const char *message)
+{
+    (void)closure;
+    (void)message;
 }
 
 static bool timeout_valid(int64_t ms)
@@ -362,6 +370,7 @@ st_code db_connect(const db_options *options, db **ret_db, st_error *err)
         rc = fail_unavailable(d, "cannot connect to PostgreSQL", err);
         goto cleanup;
     }
+    PQsetNoticeProcessor(d->conn, discard_notice, NULL);
     *ret_db = d;
     d = NULL;
 

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "db.h"
 #include "status.h"
@@ -55,6 +56,6 @@ int essctl_fail(const essctl_command *command, const st_error *err);
 int essctl_open_db(const essctl_command *command, int64_t statement_timeout_ms, db **ret_db);
 
 /* Prints the environment variables essctl reads (for essctl --help). */
-void essctl_print_environment(void);
+void essctl_print_environment(FILE *out);
 
 #endif

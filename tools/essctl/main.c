@@ -45,7 +45,7 @@ static void print_usage(FILE *out)
                  "Operations CLI of ESS, Emergency Social Services.\n\ncommands:\n");
     print_commands(out, NULL);
     fprintf(out, "\nenvironment:\n");
-    essctl_print_environment();
+    essctl_print_environment(out);
     fprintf(out, "\nexit codes: 0 ok, 1 failure, 2 usage or configuration problem\n");
 }
 
