@@ -183,7 +183,8 @@ ess_nats_start() {
   # The key reaches the server through its environment only, never a file on disk.
   ESS_NATS_HOST=$host ESS_NATS_PORT=$port ESS_NATS_MONITOR_PORT=$monitor_port \
     ESS_NATS_PID_FILE=$pid_file ESS_NATS_STORE_DIR=$dir/store ESS_NATS_STORE_KEY=$key \
-    setsid nats-server -c "$dir/nats.conf" </dev/null >>"$log" 2>&1 9>&- &
+    setsid env --default-signal=INT,QUIT nats-server -c "$dir/nats.conf" \
+    </dev/null >>"$log" 2>&1 9>&- &
   # The server writes the same pid itself once running; written now too, so a server that
   # dies at start (e.g. its port is taken) is noticed at once by ess_nats_wait.
   printf '%s\n' "$!" >"$pid_file"

@@ -1415,6 +1415,11 @@ st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms,
     }
     for (int i = 0; i < list.Count; i++)
         handle_message(consumer, list.Msgs[i]);
+    /* Acks, naks and terms are fire-and-forget publishes: push them out before returning, so
+     * a service that stops after this poll (drain, crash) has not left them in a buffer. A
+     * failure only means redelivery after ack_wait, which handlers tolerate. */
+    if (list.Count > 0)
+        natsConnection_FlushTimeout(consumer->owner->conn, consumer->owner->request_timeout_ms);
     *ret_handled = (size_t)list.Count;
 
 cleanup:

@@ -198,6 +198,10 @@ static st_code check_keys(parse_ctx *ctx, const cJSON *object, const char *const
             found = item->string != NULL && strcmp(item->string, known[i]) == 0;
         if (!found)
             return fail_entry(ctx, "unknown key '%.40s'", item->string ? item->string : "");
+        /* cJSON keeps both copies of a repeated key and lookups see the first: refuse. */
+        for (const cJSON *other = object->child; other != item; other = other->next)
+            if (strcmp(other->string, item->string) == 0)
+                return fail_entry(ctx, "key '%.40s' appears twice", item->string);
     }
     return ST_OK;
 }

@@ -143,8 +143,10 @@ static size_t build_common_fields(const svc_def *def, cfg_field *out)
         out[n++] = (cfg_field)CFG_URL("ESS_NATS_URL", "nats://127.0.0.1:4222", "nats|tls",
                                       common_help[0], svc_common_config, nats_url);
     if (def->needs_pg)
-        out[n++] = (cfg_field)CFG_STRING("ESS_PG_DSN", "postgresql://ess@127.0.0.1:5432/ess",
-                                         4096, common_help[1], svc_common_config, pg_dsn);
+        /* Secret: a DSN may hold a password, so its value is never quoted back. */
+        out[n++] = (cfg_field)CFG_FIELD_("ESS_PG_DSN", CFG_T_STRING,
+                                         "postgresql://ess@127.0.0.1:5432/ess", false, true, 1,
+                                         4096, NULL, common_help[1], svc_common_config, pg_dsn);
     out[n++] = (cfg_field)CFG_ENUM("ESS_LOG_LEVEL", "info", "debug|info|warn|error",
                                    common_help[2], svc_common_config, log_level);
     if (def->listen_var != NULL)

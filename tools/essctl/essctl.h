@@ -24,7 +24,7 @@ typedef struct essctl_command essctl_command;
 typedef int (*essctl_handler)(const essctl_command *command, int argc, char **argv);
 
 struct essctl_command {
-    const char *name;  /* "db migrate" */
+    const char *name; /* "db migrate" */
     essctl_handler run;
     const char *usage; /* options after the name: "[--json]"; "" when none */
     const char *help;  /* one line */

@@ -18,8 +18,8 @@ typedef struct essctl_config {
 /* The DSN may hold a password: marked secret so that no problem text ever quotes it. */
 static const cfg_field config_fields[] = {
     CFG_FIELD_("ESS_PG_DSN", CFG_T_STRING, "postgresql://ess@127.0.0.1:5432/ess", false, true, 0,
-               DSN_MAX,
-               NULL, "PostgreSQL, URI or key=value (default postgresql://ess@127.0.0.1:5432/ess)",
+               DSN_MAX, NULL,
+               "PostgreSQL, URI or key=value (default postgresql://ess@127.0.0.1:5432/ess)",
                essctl_config, pg_dsn),
 };
 

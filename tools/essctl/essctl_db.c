@@ -143,7 +143,7 @@ int essctl_db_status(const essctl_command *command, int argc, char **argv)
     db *d = NULL;
     db_result *exists = NULL, *applied = NULL;
     size_t file_count = ess_migration_files_count;
-    char (*versions)[IDENTITY_MAX] = NULL, (*names)[IDENTITY_MAX] = NULL, (*checksums)[65] = NULL;
+    char(*versions)[IDENTITY_MAX] = NULL, (*names)[IDENTITY_MAX] = NULL, (*checksums)[65] = NULL;
     migration_row *rows = NULL;
     const ess_embedded_file **order = NULL;
     st_error err = {0};
@@ -151,8 +151,8 @@ int essctl_db_status(const essctl_command *command, int argc, char **argv)
     exit_code = essctl_open_db(command, 0, &d);
     if (exit_code != ESSCTL_EXIT_OK)
         return exit_code;
-    if (db_exec(d, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &exists,
-                &err) != ST_OK) {
+    if (db_exec(d, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &exists, &err) !=
+        ST_OK) {
         exit_code = essctl_fail(command, &err);
         goto cleanup;
     }

@@ -8,11 +8,11 @@
 #include "log.h"
 
 /* X(words, handler, options usage, help) */
-#define ESSCTL_COMMANDS(X)                                                                     \
-    X("db migrate", essctl_db_migrate, "", "apply pending database migrations")               \
+#define ESSCTL_COMMANDS(X)                                                                         \
+    X("db migrate", essctl_db_migrate, "", "apply pending database migrations")                    \
     X("db status", essctl_db_status, "[--json]", "list migrations: applied, pending, changed")
 
-#define DECLARE_HANDLER(words, handler, usage, help)                                           \
+#define DECLARE_HANDLER(words, handler, usage, help)                                               \
     int handler(const essctl_command *command, int argc, char **argv);
 ESSCTL_COMMANDS(DECLARE_HANDLER)
 
@@ -29,8 +29,8 @@ static void print_commands(FILE *out, const char *group)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         size_t group_len = group != NULL ? strlen(group) : 0;
-        if (group != NULL &&
-            (strncmp(commands[i].name, group, group_len) != 0 || commands[i].name[group_len] != ' '))
+        if (group != NULL && (strncmp(commands[i].name, group, group_len) != 0 ||
+                              commands[i].name[group_len] != ' '))
             continue;
         char synopsis[96];
         snprintf(synopsis, sizeof(synopsis), "%s%s%s", commands[i].name,
@@ -60,7 +60,8 @@ static const essctl_command *find_command(int argc, char **argv, int *ret_words)
         bool matches = true;
         while (matches && *word != '\0') {
             size_t len = strcspn(word, " ");
-            matches = words < argc && strlen(argv[words]) == len && strncmp(argv[words], word, len) == 0;
+            matches =
+                words < argc && strlen(argv[words]) == len && strncmp(argv[words], word, len) == 0;
             words++;
             word += len;
             while (*word == ' ')
