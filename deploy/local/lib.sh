@@ -121,13 +121,15 @@ ess_port_listening() {
 # no outgoing connection can be holding one. Another process may still bind it first: the
 # server then fails to start and the caller may retry with a new port.
 ess_free_port() {
-  local attempt port
-  for ((attempt = 0; attempt < 500; attempt++)); do
-    port=$((20000 + RANDOM % 12768))
-    [[ "$ESS_LIB_RESERVED_PORTS" == *" $port "* ]] && continue
-    ess_port_listening "$port" && continue
-    ESS_LIB_RESERVED_PORTS+="$port "
-    printf -v "$1" '%s' "$port"
+  # Locals carry a private prefix: printf -v below must reach the caller's variable, which a
+  # local of the same name here would hide.
+  local ess__attempt ess__port
+  for ((ess__attempt = 0; ess__attempt < 500; ess__attempt++)); do
+    ess__port=$((20000 + RANDOM % 12768))
+    [[ "$ESS_LIB_RESERVED_PORTS" == *" $ess__port "* ]] && continue
+    ess_port_listening "$ess__port" && continue
+    ESS_LIB_RESERVED_PORTS+="$ess__port "
+    printf -v "$1" '%s' "$ess__port"
     return 0
   done
   ess_die "found no free TCP port"
@@ -311,9 +313,12 @@ ess_pg_pid() {
   printf '%s\n' "$pid"
 }
 
-# ess_pg_ready HOST PORT: true when the server accepts connections.
+# ess_pg_ready HOST PORT [USER [DATABASE]]: true when the server accepts connections. HOST
+# may be the socket directory. USER and DATABASE (default postgres) should be ones that
+# pg_hba.conf admits, or every probe leaves a FATAL line in the server's log.
 ess_pg_ready() {
-  "$ESS_PG_BIN_DIR/pg_isready" -q -h "$1" -p "$2" -t 2 >/dev/null 2>&1
+  "$ESS_PG_BIN_DIR/pg_isready" -q -h "$1" -p "$2" -U "${3:-postgres}" -d "${4:-postgres}" \
+    -t 2 >/dev/null 2>&1
 }
 
 # ess_pg_admin DIR PORT [psql options...]: psql as superuser over the private socket,
@@ -357,17 +362,22 @@ ess_pg_stop() {
 # Build (also used by the Docker builder stage: deploy/docker/Dockerfile)
 
 # ess_cmake_configure BUILD_DIR KIND [cmake options...]
-#   KIND release:  RelWithDebInfo, no sanitizers (the local stack, the images)
-#   KIND sanitize: Debug with ASan+UBSan (tests/run)
+#   KIND release:  RelWithDebInfo, no sanitizers, no test binaries (the local stack on a
+#                  fresh build directory, the Docker images)
+#   KIND sanitize: Debug with ASan+UBSan and the tests (tests/run)
 #   KIND fuzz:     clang-14 with libFuzzer (tests/run's fuzz step; BUILD_DIR of its own)
+# Every option a kind depends on is given explicitly: CMake keeps cached values, and one
+# build directory may be configured by several kinds in turn.
 ess_cmake_configure() {
   local build_dir=$1 kind=$2
   shift 2
   local -a options=(-S "$ESS_SOURCE_DIR" -B "$build_dir")
   case "$kind" in
-    release) options+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DESS_SANITIZE=OFF) ;;
-    sanitize) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=ON) ;;
-    fuzz) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=OFF -DESS_FUZZ=ON
+    release) options+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DESS_SANITIZE=OFF -DESS_FUZZ=OFF
+      -DESS_TESTS=OFF) ;;
+    sanitize) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=ON -DESS_FUZZ=OFF
+      -DESS_TESTS=ON) ;;
+    fuzz) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=OFF -DESS_FUZZ=ON -DESS_TESTS=ON
       -DCMAKE_C_COMPILER=clang-14) ;;
     *) ess_die "ess_cmake_configure: unknown kind '$kind'" ;;
   esac

@@ -122,8 +122,9 @@ static st_code nats_failure(st_error *err, natsStatus s, jsErrCode jerr, const c
     else
         code = ST_INTERNAL;
     if (s == NATS_NO_RESPONDERS)
-        st_fail(err, code, "%s: no JetStream stream answered (no stream stores the subject, or "
-                           "JetStream is down)",
+        st_fail(err, code,
+                "%s: no JetStream stream answered (no stream stores the subject, or "
+                "JetStream is down)",
                 what);
     else
         st_fail(err, code, "%s: %s", what, natsStatus_GetText(s));
@@ -143,25 +144,34 @@ static st_code recode(st_error *err, st_code code)
 }
 
 /* For management calls the server's own description helps the operator ("subjects overlap
- * with an existing stream"); it names streams and subject patterns, never message data. */
+ * with an existing stream"); it names streams and subject patterns, never message data. A
+ * refusal the server explains is ST_CONFLICT unless the code says more. */
 static st_code nats_api_failure(st_error *err, natsStatus s, jsErrCode jerr, const char *what,
                                 const char *name)
 {
     st_code code = nats_failure(err, s, jerr, what);
+    const char *detail = natsStatus_GetText(s);
+    const char *refused = "";
     if (s == NATS_ERR && jerr != 0) {
+        refused = "server refused: ";
         natsStatus ignored;
-        const char *detail = nats_GetLastError(&ignored);
-        code = (code == ST_INTERNAL) ? ST_CONFLICT : code;
-        char cause[ST_CAUSE_MAX];
-        snprintf(cause, sizeof(cause), "nats %d js %d", (int)s, (int)jerr);
-        st_fail(err, code, "%s '%.64s': server refused: %.120s", what, name,
-                detail != NULL ? detail : "");
-        st_set_cause(err, "%s", cause);
-    } else {
-        char message[ST_MESSAGE_MAX];
-        snprintf(message, sizeof(message), "%.64s", name);
-        st_wrap(err, message);
+        const char *server_text = nats_GetLastError(&ignored);
+        if (server_text != NULL && server_text[0] == '(') { /* drop "(jsm.c:1033): " */
+            const char *end = strstr(server_text, "): ");
+            server_text = end != NULL ? end + 3 : server_text;
+        }
+        if (server_text != NULL && server_text[0] != '\0')
+            detail = server_text;
+        if (code == ST_INTERNAL)
+            code = ST_CONFLICT;
+    } else if (s == NATS_NO_RESPONDERS) {
+        detail = "JetStream did not answer (not enabled, or not ready yet)";
     }
+    st_fail(err, code, "%s '%.64s': %s%.120s", what, name, refused, detail);
+    if (jerr != 0)
+        st_set_cause(err, "nats %d js %d", (int)s, (int)jerr);
+    else
+        st_set_cause(err, "nats %d", (int)s);
     return code;
 }
 
@@ -258,8 +268,8 @@ static bool id_map_take(id_map *map, uint64_t key, uint64_t *ret_value)
     size_t mask = map->capacity - 1;
     for (size_t next = (hole + 1) & mask; map->keys[next] != 0; next = (next + 1) & mask) {
         size_t home = id_map_home(map->keys[next], map->capacity);
-        bool movable = (hole <= next) ? (home <= hole || home > next)
-                                      : (home <= hole && home > next);
+        bool movable =
+            (hole <= next) ? (home <= hole || home > next) : (home <= hole && home > next);
         if (movable) {
             map->keys[hole] = map->keys[next];
             map->values[hole] = map->values[next];
@@ -288,7 +298,7 @@ struct bus {
     id_map msg_batches;  /* natsMsg* in flight → batch id */
     id_map live_batches; /* batch id → bus_batch* */
     uint64_t next_batch_id;
-    bus_batch *armed;    /* batches with bus_batch_on_done, by deadline */
+    bus_batch *armed; /* batches with bus_batch_on_done, by deadline */
     pthread_cond_t timer_wake;
     pthread_t timer_thread;
     bool timer_running;
@@ -529,8 +539,9 @@ st_code bus_connect(const bus_options *options, bus **ret_bus, st_error *err)
     int64_t max_pending = or_default(options->max_pending_acks, DEFAULT_MAX_PENDING_ACKS);
     if (connect_timeout > TIMEOUT_MAX_MS || reconnect_wait > TIMEOUT_MAX_MS ||
         request_timeout > TIMEOUT_MAX_MS || max_pending > 1000000) {
-        code = st_fail(err, ST_INVALID, "bus: a timeout is longer than a day or "
-                                        "max_pending_acks is above 1000000");
+        code = st_fail(err, ST_INVALID,
+                       "bus: a timeout is longer than a day or "
+                       "max_pending_acks is above 1000000");
         goto cleanup;
     }
     if (options->client_name != NULL && strnlen(options->client_name, 256) >= 256) {
@@ -586,8 +597,8 @@ st_code bus_connect(const bus_options *options, bus **ret_bus, st_error *err)
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_link_down, closure);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(opts, options->retry_on_failed_connect,
-                                                on_link_up, closure);
+        s = natsOptions_SetRetryOnFailedConnect(opts, options->retry_on_failed_connect, on_link_up,
+                                                closure);
     if (s != NATS_OK) {
         code = nats_failure(err, s, 0, "bus: nats options");
         goto cleanup;
@@ -657,9 +668,9 @@ void bus_destroy(bus *b)
     }
     b->timer_stop = true;
     pthread_cond_broadcast(&b->timer_wake);
-    bool joined_needed = b->timer_running;
+    bool join_timer = b->timer_running;
     pthread_mutex_unlock(&g_lock);
-    if (joined_needed)
+    if (join_timer)
         pthread_join(b->timer_thread, NULL);
 
     /* From here no callback can reach b: it is no longer listed. */
@@ -717,8 +728,8 @@ st_code bus_ensure_stream(bus *b, const bus_stream_def *stream, st_error *err)
     const char *subjects[BUS_SUBJECTS_MAX];
     for (size_t i = 0; i < stream->subject_count; i++) {
         if (!bus_subject_valid(stream->subjects[i], true))
-            return st_fail(err, ST_INVALID, "bus: stream '%s': invalid subject #%zu",
-                           stream->name, i + 1);
+            return st_fail(err, ST_INVALID, "bus: stream '%s': invalid subject #%zu", stream->name,
+                           i + 1);
         subjects[i] = stream->subjects[i];
     }
     jsStreamConfig want;
@@ -765,15 +776,16 @@ st_code bus_ensure_stream(bus *b, const bus_stream_def *stream, st_error *err)
  * runs on deliveries 1..max_deliver, the last failure is dead-lettered, and any later
  * delivery (after a failed dead-letter or a crash) is dead-lettered without the handler. The
  * declared limit is shown in the consumer's description. */
-static void consumer_config(const bus_consumer_def *def, char *description,
-                            size_t description_size, jsConsumerConfig *ret_config)
+static void consumer_config(const bus_consumer_def *def, char *description, size_t description_size,
+                            jsConsumerConfig *ret_config)
 {
     jsConsumerConfig_Init(ret_config);
     if (def->max_deliver == -1)
         snprintf(description, description_size, "ess bus: max_deliver unlimited, no dead letters");
     else
         snprintf(description, description_size,
-                 "ess bus: max_deliver %d enforced by the client, then dead-letter", def->max_deliver);
+                 "ess bus: max_deliver %d enforced by the client, then dead-letter",
+                 def->max_deliver);
     ret_config->Durable = def->durable;
     ret_config->Description = description;
     ret_config->DeliverPolicy = js_DeliverAll;
@@ -828,8 +840,8 @@ st_code bus_ensure_consumer(bus *b, const bus_consumer_def *consumer, st_error *
     char description[128];
     jsConsumerConfig want;
     consumer_config(consumer, description, sizeof(description), &want);
-    natsStatus s = js_GetConsumerInfo(&info, b->js, consumer->stream, consumer->durable, NULL,
-                                      &jerr);
+    natsStatus s =
+        js_GetConsumerInfo(&info, b->js, consumer->stream, consumer->durable, NULL, &jerr);
     if (jerr == JSStreamNotFoundErr) {
         code = st_fail(err, ST_NOT_FOUND, "bus: consumer '%s': stream '%s' does not exist",
                        consumer->durable, consumer->stream);
@@ -912,8 +924,8 @@ st_code bus_stream_delete(bus *b, const char *stream, st_error *err)
 /* ---- publishing -------------------------------------------------------------------------- */
 
 /* Checks a publish's inputs and builds the message (data copied). */
-static st_code build_message(const char *subject, const void *data, size_t len,
-                             const char *msg_id, natsMsg **ret_msg, st_error *err)
+static st_code build_message(const char *subject, const void *data, size_t len, const char *msg_id,
+                             natsMsg **ret_msg, st_error *err)
 {
     if (subject == NULL || !bus_subject_valid(subject, false))
         return st_fail(err, ST_INVALID, "bus: publish: invalid subject");
@@ -922,8 +934,9 @@ static st_code build_message(const char *subject, const void *data, size_t len,
     if (len > DATA_MAX)
         return st_fail(err, ST_LIMIT, "bus: publish: payload of %zu bytes is too large", len);
     if (msg_id != NULL && !msg_id_valid(msg_id))
-        return st_fail(err, ST_INVALID, "bus: publish: msg-id longer than %d bytes or with "
-                                        "control characters",
+        return st_fail(err, ST_INVALID,
+                       "bus: publish: msg-id longer than %d bytes or with "
+                       "control characters",
                        BUS_MSG_ID_MAX - 1);
     natsStatus s = natsMsg_Create(ret_msg, subject, NULL, (const char *)data, (int)len);
     if (s != NATS_OK)
@@ -939,8 +952,8 @@ static void init_pub_options(const bus *b, const char *msg_id, jsPubOptions *ret
         ret_opts->MsgId = msg_id;
 }
 
-st_code bus_publish(bus *b, const char *subject, const void *data, size_t len,
-                    const char *msg_id, bus_publish_result *ret_result, st_error *err)
+st_code bus_publish(bus *b, const char *subject, const void *data, size_t len, const char *msg_id,
+                    bus_publish_result *ret_result, st_error *err)
 {
     natsMsg *msg = NULL;
     jsPubAck *ack = NULL;
@@ -1032,8 +1045,9 @@ st_code bus_batch_add(bus_batch *batch, const char *subject, const void *data, s
             batch->pending--;
         pthread_mutex_unlock(&g_lock);
         if (s == NATS_TIMEOUT)
-            code = st_fail(err, ST_LIMIT, "bus: batch: too many publishes awaiting an ack "
-                                          "(pending-ack bound reached)");
+            code = st_fail(err, ST_LIMIT,
+                           "bus: batch: too many publishes awaiting an ack "
+                           "(pending-ack bound reached)");
         else
             code = nats_failure(err, s, 0, "bus: batch publish");
         goto cleanup;
@@ -1045,8 +1059,7 @@ cleanup:
 }
 
 static st_code describe_outcome(const bus_batch *batch, st_code code,
-                                const bus_batch_result *result, int64_t timeout_ms,
-                                st_error *err)
+                                const bus_batch_result *result, int64_t timeout_ms, st_error *err)
 {
     size_t total = result->stored + result->duplicates + result->failed;
     if (code == ST_TIMEOUT)
@@ -1055,8 +1068,7 @@ static st_code describe_outcome(const bus_batch *batch, st_code code,
     else if (code != ST_OK) {
         st_fail(err, code, "bus: batch: %zu of %zu publishes failed (first: %s)", batch->failed,
                 total, natsStatus_GetText(batch->first_failure));
-        st_set_cause(err, "nats %d js %d", (int)batch->first_failure,
-                     (int)batch->first_failure_js);
+        st_set_cause(err, "nats %d js %d", (int)batch->first_failure, (int)batch->first_failure_js);
     }
     return code;
 }
@@ -1083,8 +1095,8 @@ st_code bus_batch_wait(bus_batch *batch, int64_t timeout_ms, bus_batch_result *r
     return code;
 }
 
-st_code bus_batch_on_done(bus_batch *batch, int64_t timeout_ms, bus_batch_done_fn fn,
-                          void *closure, st_error *err)
+st_code bus_batch_on_done(bus_batch *batch, int64_t timeout_ms, bus_batch_done_fn fn, void *closure,
+                          st_error *err)
 {
     if (batch == NULL || fn == NULL)
         return st_fail(err, ST_INVALID, "bus: batch: no batch or no callback");
@@ -1101,8 +1113,8 @@ st_code bus_batch_on_done(bus_batch *batch, int64_t timeout_ms, bus_batch_done_f
     if (!b->timer_running) {
         int rc = pthread_create(&b->timer_thread, NULL, timer_main, b);
         if (rc != 0) {
-            code = st_fail(err, ST_IO, "bus: batch: cannot start the timer thread (%s)",
-                           strerror(rc));
+            code =
+                st_fail(err, ST_IO, "bus: batch: cannot start the timer thread (%s)", strerror(rc));
             goto unlock;
         }
         b->timer_running = true;
@@ -1203,8 +1215,8 @@ st_code bus_consumer_create(bus *b, const bus_consumer_def *def, const char *ser
     sub_opts.Consumer = def->durable;
     sub_opts.ManualAck = true;
     const char *subject = def->filter_subject[0] != '\0' ? def->filter_subject : ">";
-    natsStatus s = js_PullSubscribe(&consumer->sub, b->js, subject, def->durable, NULL,
-                                    &sub_opts, &jerr);
+    natsStatus s =
+        js_PullSubscribe(&consumer->sub, b->js, subject, def->durable, NULL, &sub_opts, &jerr);
     if (s != NATS_OK) {
         consumer->sub = NULL;
         code = nats_api_failure(err, s, jerr, "bus: bind consumer", def->durable);
@@ -1255,14 +1267,16 @@ static st_code dead_letter(bus_consumer *consumer, natsMsg *msg, const bus_deliv
     jsErrCode jerr = 0;
     st_code code = ST_OK;
     char safe_reason[sizeof(((bus_outcome *)0)->reason)];
-    char seq_text[24], delivered_text[24], letter_id[BUS_NAME_MAX + 32];
+    char seq_text[24], delivered_text[24], letter_id[2 * BUS_NAME_MAX + 32];
 
     header_safe_copy(safe_reason, sizeof(safe_reason),
                      reason != NULL && reason[0] != '\0' ? reason : "unspecified");
     snprintf(seq_text, sizeof(seq_text), "%" PRIu64, delivery->stream_seq);
     snprintf(delivered_text, sizeof(delivered_text), "%" PRIu64, delivery->delivered);
-    snprintf(letter_id, sizeof(letter_id), "dlq.%s.%" PRIu64, consumer->def.stream,
-             delivery->stream_seq);
+    /* The durable is part of the id: two consumers of one stream may dead-letter the same
+     * message, and JetStream de-duplicates per stream. */
+    snprintf(letter_id, sizeof(letter_id), "dlq.%s.%s.%" PRIu64, consumer->def.stream,
+             consumer->def.durable, delivery->stream_seq);
 
     natsStatus s = natsMsg_Create(&letter, consumer->def.dead_letter_subject, NULL,
                                   natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
@@ -1302,15 +1316,16 @@ static void nak(bus_consumer *consumer, natsMsg *msg, int64_t delay_ms)
         delay_ms = 0;
     if (delay_ms > TIMEOUT_MAX_MS)
         delay_ms = TIMEOUT_MAX_MS;
-    natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(msg, delay_ms, NULL) : natsMsg_Nak(msg, NULL);
+    natsStatus s =
+        delay_ms > 0 ? natsMsg_NakWithDelay(msg, delay_ms, NULL) : natsMsg_Nak(msg, NULL);
     if (s == NATS_OK)
         count(&consumer->naked);
 }
 
 /* Dead-letters then terminates; when the dead letter cannot be stored, naks so the message
  * comes back and the dead-lettering is retried (see consumer_config for why it comes back). */
-static void dead_letter_and_term(bus_consumer *consumer, natsMsg *msg,
-                                 const bus_delivery *delivery, const char *reason)
+static void dead_letter_and_term(bus_consumer *consumer, natsMsg *msg, const bus_delivery *delivery,
+                                 const char *reason)
 {
     if (consumer->def.dead_letter_subject[0] != '\0') {
         if (dead_letter(consumer, msg, delivery, reason) != ST_OK) {
@@ -1384,8 +1399,8 @@ static void handle_message(bus_consumer *consumer, natsMsg *msg)
     jsMsgMetaData_Destroy(meta);
 }
 
-st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms,
-                          size_t *ret_handled, st_error *err)
+st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms, size_t *ret_handled,
+                          st_error *err)
 {
     natsMsgList list = {0};
     jsErrCode jerr = 0;
@@ -1402,8 +1417,8 @@ st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms,
     code = require_bus(consumer->owner, err);
     if (code != ST_OK)
         goto cleanup;
-    natsStatus s = natsSubscription_Fetch(&list, consumer->sub, batch, wait_ms > 0 ? wait_ms : 1,
-                                          &jerr);
+    natsStatus s =
+        natsSubscription_Fetch(&list, consumer->sub, batch, wait_ms > 0 ? wait_ms : 1, &jerr);
     /* A quiet stream is a timeout with no message; a timeout after some messages still
      * hands them over. */
     if (s != NATS_OK && s != NATS_TIMEOUT && list.Count == 0) {

@@ -241,9 +241,8 @@ static st_code get_duration(parse_ctx *ctx, const cJSON *object, const char *key
         return fail_entry(ctx, "'%s' must be a duration string such as \"30s\", \"1h\", \"7d\"",
                           key);
     if (bus_duration_parse(item->valuestring, ret_ms) != ST_OK)
-        return fail_entry(ctx,
-                          "'%s' is not a duration (digits then ms, s, m, h or d, e.g. \"30s\")",
-                          key);
+        return fail_entry(
+            ctx, "'%s' is not a duration (digits then ms, s, m, h or d, e.g. \"30s\")", key);
     return ST_OK;
 }
 
@@ -297,9 +296,9 @@ static void name_entry(parse_ctx *ctx, const char *kind, size_t index, const cJS
 
 static st_code parse_stream(parse_ctx *ctx, const cJSON *object, bus_stream_def *def)
 {
-    static const char *const known[] = {"name",         "subjects",      "description",
+    static const char *const known[] = {"name",         "subjects",         "description",
                                         "max_age",      "duplicate_window", "max_bytes",
-                                        "max_msg_size", "replicas",      NULL};
+                                        "max_msg_size", "replicas",         NULL};
     if (!cJSON_IsObject(object))
         return fail_entry(ctx, "must be an object");
     st_code code = check_keys(ctx, object, known);
@@ -324,8 +323,9 @@ static st_code parse_stream(parse_ctx *ctx, const cJSON *object, bus_stream_def 
         const cJSON *subject = cJSON_GetArrayItem(subjects, i);
         if (!cJSON_IsString(subject) || subject->valuestring == NULL ||
             !bus_subject_valid(subject->valuestring, true))
-            return fail_entry(ctx, "subject #%d is not a valid subject (tokens separated by '.', "
-                                   "at most %d bytes)",
+            return fail_entry(ctx,
+                              "subject #%d is not a valid subject (tokens separated by '.', "
+                              "at most %d bytes)",
                               i + 1, BUS_SUBJECT_MAX - 1);
         size_t len = strlen(subject->valuestring);
         memcpy(def->subjects[i], subject->valuestring, len + 1);
@@ -363,9 +363,10 @@ static st_code parse_stream(parse_ctx *ctx, const cJSON *object, bus_stream_def 
 static st_code parse_consumer(parse_ctx *ctx, const cJSON *object, const bus_registry *registry,
                               bus_consumer_def *def)
 {
-    static const char *const known[] = {"durable",  "stream",      "filter_subject",
-                                        "dead_letter_subject", "ack_wait", "max_deliver",
-                                        "max_ack_pending", "description", NULL};
+    static const char *const known[] = {
+        "durable",  "stream",      "filter_subject",  "dead_letter_subject",
+        "ack_wait", "max_deliver", "max_ack_pending", "description",
+        NULL};
     if (!cJSON_IsObject(object))
         return fail_entry(ctx, "must be an object");
     st_code code = check_keys(ctx, object, known);
@@ -460,8 +461,8 @@ static st_code parse_document(parse_ctx *ctx, const cJSON *root, bus_registry *r
     if (code != ST_OK)
         return code;
     if (version != REGISTRY_VERSION)
-        return fail_entry(ctx, "'version' is %lld, this build reads version %d",
-                          (long long)version, REGISTRY_VERSION);
+        return fail_entry(ctx, "'version' is %lld, this build reads version %d", (long long)version,
+                          REGISTRY_VERSION);
 
     const cJSON *streams = cJSON_GetObjectItemCaseSensitive(root, "streams");
     const cJSON *consumers = cJSON_GetObjectItemCaseSensitive(root, "consumers");
@@ -521,8 +522,7 @@ static st_code parse_document(parse_ctx *ctx, const cJSON *root, bus_registry *r
     return ST_OK;
 }
 
-st_code bus_registry_parse(const char *json, size_t len, bus_registry **ret_registry,
-                           st_error *err)
+st_code bus_registry_parse(const char *json, size_t len, bus_registry **ret_registry, st_error *err)
 {
     cJSON *root = NULL;
     bus_registry *registry = NULL;
@@ -533,16 +533,14 @@ st_code bus_registry_parse(const char *json, size_t len, bus_registry **ret_regi
         goto cleanup;
     }
     if (len > REGISTRY_DOC_MAX) {
-        code = st_fail(err, ST_LIMIT, "registry: document larger than %d bytes",
-                       REGISTRY_DOC_MAX);
+        code = st_fail(err, ST_LIMIT, "registry: document larger than %d bytes", REGISTRY_DOC_MAX);
         goto cleanup;
     }
     root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
         const char *where = cJSON_GetErrorPtr();
-        long offset = (where != NULL && where >= json && where <= json + len)
-                          ? (long)(where - json)
-                          : -1;
+        long offset =
+            (where != NULL && where >= json && where <= json + len) ? (long)(where - json) : -1;
         code = st_fail(err, ST_INVALID, "registry: not valid JSON (near byte %ld)", offset);
         goto cleanup;
     }
@@ -568,8 +566,8 @@ st_code bus_registry_builtin(bus_registry **ret_registry, st_error *err)
 {
     for (size_t i = 0; i < ess_proto_files_count; i++) {
         if (strcmp(ess_proto_files[i].path, "registry.json") == 0)
-            return bus_registry_parse(ess_proto_files[i].data, ess_proto_files[i].len,
-                                      ret_registry, err);
+            return bus_registry_parse(ess_proto_files[i].data, ess_proto_files[i].len, ret_registry,
+                                      err);
     }
     return st_fail(err, ST_INTERNAL, "registry: registry.json is not embedded in this binary");
 }

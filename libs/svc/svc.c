@@ -701,12 +701,9 @@ cleanup:
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
-    if (s->h2o_ctx_ready) {
-        h2o_evloop_run(s->loop, 0);
-        h2o_context_dispose(&s->h2o_ctx);
-    }
-    if (s->loop != NULL)
-        h2o_config_dispose(&s->h2o_config);
+    /* The h2o context and config are not disposed: h2o 2.2 asserts that no timer is linked,
+     * and its internal timers (date cache, closing sockets) may still be; the process ends
+     * here and everything stays reachable from the static instance. */
     bus_destroy(s->bus);
     bus_registry_destroy(s->registry);
     db_destroy(s->main_db);

@@ -20,6 +20,10 @@
 /* Rejections come from outside and can come in floods: one log line per kind per second. */
 #define LOG_INTERVAL_NS 1000000000LL
 #define EVENT_TYPES_MAX 32
+/* Events whose acks are awaited, across requests. Kept below the bus's pending-ack bound
+ * (4096 per connection) so that bus_batch_add never has to block the event loop: beyond it a
+ * webhook is answered 503 at once and LINE retries later. */
+#define PENDING_EVENTS_MAX 2048
 
 /* Statuses with their own series in ess_ingress_requests_total. */
 static const int counted_statuses[] = {200, 400, 401, 404, 405, 413, 500, 503};
@@ -44,7 +48,8 @@ typedef struct ingress_runtime {
     bool receiver_registered;
     h2o_timeout_t deadline;
     bool deadline_ready;
-    size_t in_flight; /* pending webhooks; loop thread only */
+    size_t in_flight;        /* pending webhooks; loop thread only */
+    size_t in_flight_events; /* their events; loop thread only */
 
     met_registry *metrics;
     met_counter *requests[COUNTED_STATUSES];
@@ -64,8 +69,8 @@ typedef struct ingress_runtime {
 typedef struct pending_webhook {
     h2o_multithread_message_t message; /* linked into the queue by the nats.c thread */
     ingress_runtime *runtime;
-    h2o_req_t *req;                  /* NULL once answered or disposed by h2o */
-    struct pending_webhook **guard;  /* lives in req->pool; points here while req lives */
+    h2o_req_t *req;                 /* NULL once answered or disposed by h2o */
+    struct pending_webhook **guard; /* lives in req->pool; points here while req lives */
     h2o_timeout_entry_t deadline;
     bus_batch *batch;
     size_t event_count;
@@ -167,8 +172,10 @@ static int respond_unavailable(ingress_runtime *rt, h2o_req_t *req, const char *
 static void on_request_disposed(void *slot)
 {
     pending_webhook **guard = slot;
-    if (*guard != NULL)
+    if (*guard != NULL) {
         (*guard)->req = NULL;
+        (*guard)->guard = NULL; /* this slot is being freed with the pool */
+    }
 }
 
 /* Detaches the request from the pending state (it has been answered). */
@@ -209,6 +216,7 @@ static void finish(ingress_runtime *rt, pending_webhook *pending)
         forget_request(pending);
     }
     bus_batch_destroy(pending->batch);
+    rt->in_flight_events -= pending->event_count;
     free(pending);
     rt->in_flight--;
     met_gauge_set(rt->pending_gauge, (int64_t)rt->in_flight);
@@ -274,6 +282,10 @@ static int publish_events(ingress_runtime *rt, h2o_req_t *req, const ingress_web
         st_fail(&err, ST_UNAVAILABLE, "NATS not connected");
         return respond_unavailable(rt, req, "disconnected", &err);
     }
+    if (rt->in_flight_events + webhook->event_count > PENDING_EVENTS_MAX) {
+        st_fail(&err, ST_LIMIT, "more than %d events awaiting acks", PENDING_EVENTS_MAX);
+        return respond_unavailable(rt, req, "backlog", &err);
+    }
     pending_webhook *pending = calloc(1, sizeof(*pending));
     if (pending == NULL) {
         st_fail(&err, ST_NOMEM, "no memory for a pending webhook");
@@ -298,11 +310,11 @@ static int publish_events(ingress_runtime *rt, h2o_req_t *req, const ingress_web
     }
 
     pending->req = req;
-    pending->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*pending->guard),
-                                          on_request_disposed);
+    pending->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*pending->guard), on_request_disposed);
     *pending->guard = pending;
     pending->deadline.cb = on_deadline;
     rt->in_flight++;
+    rt->in_flight_events += pending->event_count;
     met_gauge_set(rt->pending_gauge, (int64_t)rt->in_flight);
     h2o_timeout_link(rt->loop, &rt->deadline, &pending->deadline);
 
@@ -322,8 +334,7 @@ int ingress_handle_webhook(svc *s, h2o_req_t *req, void *closure)
     ingress_runtime *rt = service->runtime;
     st_error err = {0};
 
-    if (!h2o_memis(req->path_normalized.base, req->path_normalized.len,
-                   H2O_STRLIT(WEBHOOK_PATH)))
+    if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT(WEBHOOK_PATH)))
         return -1;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
@@ -335,9 +346,8 @@ int ingress_handle_webhook(svc *s, h2o_req_t *req, void *closure)
 
     bool has_signature = false;
     h2o_iovec_t signature = find_signature(req, &has_signature);
-    if (ingress_signature_verify(service->config.channel_secret, rt->secret_len,
-                                 req->entity.base, req->entity.len, signature.base,
-                                 signature.len, &err) != ST_OK) {
+    if (ingress_signature_verify(service->config.channel_secret, rt->secret_len, req->entity.base,
+                                 req->entity.len, signature.base, signature.len, &err) != ST_OK) {
         met_counter_add(rt->signature_failures, 1);
         if (log_allowed(rt, LOG_KIND_SIGNATURE))
             log_event(LOG_WARN, "ingress.signature", "webhook refused: bad signature",
@@ -382,17 +392,14 @@ static st_code create_metrics(ingress_runtime *rt, st_error *err)
         code = met_counter_get(m, "ess_ingress_requests_total", "webhook requests by answer",
                                "status=\"other\"", &rt->requests_other);
     if (code == ST_OK)
-        code = met_counter_get(m, "ess_ingress_publish_results_total",
-                               "events by publish outcome", "result=\"stored\"",
-                               &rt->events_stored);
+        code = met_counter_get(m, "ess_ingress_publish_results_total", "events by publish outcome",
+                               "result=\"stored\"", &rt->events_stored);
     if (code == ST_OK)
-        code = met_counter_get(m, "ess_ingress_publish_results_total",
-                               "events by publish outcome", "result=\"duplicate\"",
-                               &rt->events_duplicate);
+        code = met_counter_get(m, "ess_ingress_publish_results_total", "events by publish outcome",
+                               "result=\"duplicate\"", &rt->events_duplicate);
     if (code == ST_OK)
-        code = met_counter_get(m, "ess_ingress_publish_results_total",
-                               "events by publish outcome", "result=\"failed\"",
-                               &rt->events_failed);
+        code = met_counter_get(m, "ess_ingress_publish_results_total", "events by publish outcome",
+                               "result=\"failed\"", &rt->events_failed);
     if (code == ST_OK)
         code = met_counter_get(m, "ess_ingress_events_skipped_total",
                                "well-formed events without a source (not published)", NULL,
@@ -403,9 +410,8 @@ static st_code create_metrics(ingress_runtime *rt, st_error *err)
                                &rt->signature_failures);
     if (code == ST_OK)
         code = met_histogram_get(m, "ess_ingress_publish_seconds",
-                                 "time from the first publish to the last ack of a webhook",
-                                 NULL, met_latency_bounds, met_latency_bound_count,
-                                 &rt->publish_seconds);
+                                 "time from the first publish to the last ack of a webhook", NULL,
+                                 met_latency_bounds, met_latency_bound_count, &rt->publish_seconds);
     if (code == ST_OK)
         code = met_gauge_get(m, "ess_ingress_pending_webhooks",
                              "webhooks waiting for their publishes to be acknowledged", NULL,
@@ -454,8 +460,8 @@ void ingress_fini(svc *s, void *closure)
         return;
     /* Batches still in flight will report on a nats.c thread into the queue: keep running the
      * loop until they have, bounded by the publish timeout. */
-    int64_t deadline = monotonic_ns() +
-                       (service->config.publish_timeout_ms + 2 * DEADLINE_GRACE_MS) * 1000000LL;
+    int64_t deadline =
+        monotonic_ns() + (service->config.publish_timeout_ms + 2 * DEADLINE_GRACE_MS) * 1000000LL;
     while (rt->in_flight > 0 && monotonic_ns() < deadline)
         h2o_evloop_run(rt->loop, 50);
     if (rt->in_flight > 0) {
@@ -469,8 +475,12 @@ void ingress_fini(svc *s, void *closure)
         h2o_timeout_dispose(rt->loop, &rt->deadline);
     if (rt->receiver_registered)
         h2o_multithread_unregister_receiver(rt->queue, &rt->receiver);
-    if (rt->queue != NULL)
+    if (rt->queue != NULL) {
         h2o_multithread_destroy_queue(rt->queue);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR <= 2
+        free(rt->queue); /* libh2o 2.2 closes the evloop queue's sockets but not the queue */
+#endif
+    }
     free(rt);
     service->runtime = NULL;
 }

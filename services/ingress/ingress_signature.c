@@ -26,8 +26,8 @@ bool ingress_signature_header_matches(const char *name, size_t name_len)
 }
 
 st_code ingress_signature_compute(const char *secret, size_t secret_len, const void *body,
-                                  size_t body_len,
-                                  char ret_signature[INGRESS_SIGNATURE_B64_SIZE], st_error *err)
+                                  size_t body_len, char ret_signature[INGRESS_SIGNATURE_B64_SIZE],
+                                  st_error *err)
 {
     static const unsigned char empty_body[1];
     unsigned char digest[DIGEST_SIZE];
@@ -40,8 +40,7 @@ st_code ingress_signature_compute(const char *secret, size_t secret_len, const v
         return st_fail(err, ST_LIMIT, "channel secret is too long");
     if (body == NULL)
         body = empty_body; /* HMAC of zero bytes: OpenSSL wants a non-NULL pointer */
-    if (HMAC(EVP_sha256(), secret, (int)secret_len, body, body_len, digest, &digest_len) ==
-            NULL ||
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, body, body_len, digest, &digest_len) == NULL ||
         digest_len != DIGEST_SIZE)
         return st_fail(err, ST_INTERNAL, "HMAC-SHA256 failed");
     /* EVP_EncodeBlock writes 4 * ceil(32 / 3) = 44 characters and a NUL. */

@@ -27,8 +27,8 @@ bool ingress_signature_header_matches(const char *name, size_t name_len);
  * secret and body are borrowed for the call; body may be NULL when body_len is 0.
  * ST_INVALID when the secret is empty, ST_INTERNAL when OpenSSL fails. */
 st_code ingress_signature_compute(const char *secret, size_t secret_len, const void *body,
-                                  size_t body_len,
-                                  char ret_signature[INGRESS_SIGNATURE_B64_SIZE], st_error *err);
+                                  size_t body_len, char ret_signature[INGRESS_SIGNATURE_B64_SIZE],
+                                  st_error *err);
 
 /* Verifies that signature (signature_len bytes as received, not necessarily NUL-terminated)
  * is the signature of body under secret. ST_OK on a match; ST_INVALID on a mismatch, a

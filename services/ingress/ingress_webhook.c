@@ -11,9 +11,9 @@
 /* Event types LINE documents (webhook.yml, Event.discriminator); anything else is counted as
  * "other" so that metric labels stay a fixed, small set. */
 static const char *const known_event_types[] = {
-    "message",  "unsend",      "follow",    "unfollow",     "join",
-    "leave",    "memberJoined", "memberLeft", "postback",    "videoPlayComplete",
-    "beacon",   "accountLink", "membership", "module",       "activated",
+    "message",     "unsend",       "follow",     "unfollow", "join",
+    "leave",       "memberJoined", "memberLeft", "postback", "videoPlayComplete",
+    "beacon",      "accountLink",  "membership", "module",   "activated",
     "deactivated", "botSuspended", "botResumed", "delivery",
 };
 
@@ -23,8 +23,8 @@ static const char *const known_event_types[] = {
 
 static bool is_id_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static bool is_valid_id(const char *id)
@@ -116,8 +116,7 @@ static st_code prescan(const unsigned char *body, size_t len, int max_depth, st_
                 if (len - i >= 6 && memcmp(body + i + 1, "u0000", 5) == 0)
                     return st_fail(err, ST_INVALID, "escaped NUL in a string (byte %zu)", i);
                 i++; /* the escaped character cannot end the string; cJSON checks the rest */
-            }
-            else if (c == '"')
+            } else if (c == '"')
                 in_string = false;
         } else if (c == '"') {
             in_string = true;
@@ -141,8 +140,8 @@ static const char *get_string(const cJSON *object, const char *key)
 }
 
 /* Checks the source and writes the subject. ST_NOT_FOUND when the event has no source. */
-static st_code event_subject(const cJSON *event, size_t index, char *subject,
-                             size_t subject_size, st_error *err)
+static st_code event_subject(const cJSON *event, size_t index, char *subject, size_t subject_size,
+                             st_error *err)
 {
     const cJSON *source = cJSON_GetObjectItemCaseSensitive(event, "source");
     if (source == NULL)
@@ -160,8 +159,7 @@ static st_code event_subject(const cJSON *event, size_t index, char *subject,
     else if (strcmp(source_type, "room") == 0)
         id_key = "roomId";
     else
-        return st_fail(err, ST_INVALID, "event %zu: source.type is not user, group or room",
-                       index);
+        return st_fail(err, ST_INVALID, "event %zu: source.type is not user, group or room", index);
     const char *source_id = get_string(source, id_key);
     if (source_id == NULL)
         return st_fail(err, ST_INVALID, "event %zu: source.%s missing", index, id_key);
@@ -201,8 +199,7 @@ static st_code parse_event(const cJSON *event, size_t index, ingress_webhook_eve
     if (!cJSON_IsNumber(timestamp) || !isfinite(timestamp->valuedouble) ||
         timestamp->valuedouble < 0 || timestamp->valuedouble > TIMESTAMP_MAX ||
         floor(timestamp->valuedouble) != timestamp->valuedouble)
-        return st_fail(err, ST_INVALID, "event %zu: timestamp is not a millisecond count",
-                       index);
+        return st_fail(err, ST_INVALID, "event %zu: timestamp is not a millisecond count", index);
 
     const char *mode = get_string(event, "mode");
     if (mode == NULL || (strcmp(mode, "active") != 0 && strcmp(mode, "standby") != 0))
@@ -211,8 +208,7 @@ static st_code parse_event(const cJSON *event, size_t index, ingress_webhook_eve
     const cJSON *context = cJSON_GetObjectItemCaseSensitive(event, "deliveryContext");
     const cJSON *redelivery = cJSON_GetObjectItemCaseSensitive(context, "isRedelivery");
     if (!cJSON_IsObject(context) || !cJSON_IsBool(redelivery))
-        return st_fail(err, ST_INVALID, "event %zu: deliveryContext.isRedelivery missing",
-                       index);
+        return st_fail(err, ST_INVALID, "event %zu: deliveryContext.isRedelivery missing", index);
 
     st_code code = event_subject(event, index, out->subject, sizeof(out->subject), err);
     if (code != ST_OK)
@@ -308,9 +304,9 @@ st_code ingress_webhook_parse(const char *body, size_t body_len, const ingress_l
         }
 
     webhook = calloc(1, sizeof(*webhook));
-    if (webhook == NULL || (event_total > 0 &&
-                            (webhook->events = calloc(event_total, sizeof(*webhook->events))) ==
-                                NULL)) {
+    if (webhook == NULL ||
+        (event_total > 0 &&
+         (webhook->events = calloc(event_total, sizeof(*webhook->events))) == NULL)) {
         code = st_fail(err, ST_NOMEM, "no memory for %zu events", event_total);
         goto cleanup;
     }

@@ -42,14 +42,14 @@ typedef struct ingress_limits {
 } ingress_limits;
 
 typedef struct ingress_webhook_event {
-    char subject[INGRESS_SUBJECT_SIZE];  /* line.in.<user|group|room>.<sourceId> */
-    char msg_id[INGRESS_ID_MAX + 1];     /* webhookEventId */
-    const char *type;      /* LINE event type for metrics: one of a fixed set of static names
-                              ("message", "follow", ...) or "other"; never free */
-    char *payload;         /* the event's JSON, compact, NUL-terminated; owned by the webhook */
-    size_t payload_len;    /* strlen(payload) */
-    bool redelivery;       /* deliveryContext.isRedelivery */
-    bool standby;          /* mode == "standby" */
+    char subject[INGRESS_SUBJECT_SIZE]; /* line.in.<user|group|room>.<sourceId> */
+    char msg_id[INGRESS_ID_MAX + 1];    /* webhookEventId */
+    const char *type;   /* LINE event type for metrics: one of a fixed set of static names
+                           ("message", "follow", ...) or "other"; never free */
+    char *payload;      /* the event's JSON, compact, NUL-terminated; owned by the webhook */
+    size_t payload_len; /* strlen(payload) */
+    bool redelivery;    /* deliveryContext.isRedelivery */
+    bool standby;       /* mode == "standby" */
 } ingress_webhook_event;
 
 typedef struct ingress_webhook {

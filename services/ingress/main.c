@@ -15,7 +15,7 @@ static const cfg_field config[] = {
     CFG_SIZE("ESS_INGRESS_MAX_BODY", "1MiB", 1024, 16 << 20,
              "largest webhook body accepted; larger ones are answered 413", ingress_service,
              config.max_body),
-    CFG_INT("ESS_INGRESS_MAX_EVENTS", "100", 1, 10000,
+    CFG_INT("ESS_INGRESS_MAX_EVENTS", "100", 1, 1000,
             "most events in one webhook; more are answered 400", ingress_service,
             config.max_events),
     CFG_DURATION("ESS_INGRESS_PUBLISH_TIMEOUT", "1s", 10, 1900,

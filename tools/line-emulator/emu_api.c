@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -12,11 +13,11 @@
 /* LINE's own wording, kept in one place. */
 #define MSG_NOT_FOUND "Not found"
 #define MSG_METHOD "Method not allowed"
-#define MSG_AUTH_NONE                                                                         \
-    "Authentication failed due to the following reason: no token. Confirm that the access " \
+#define MSG_AUTH_NONE                                                                              \
+    "Authentication failed due to the following reason: no token. Confirm that the access "        \
     "token in the authorization header is valid."
-#define MSG_AUTH_INVALID                                                                      \
-    "Authentication failed due to the following reason: invalid token. Confirm that the "   \
+#define MSG_AUTH_INVALID                                                                           \
+    "Authentication failed due to the following reason: invalid token. Confirm that the "          \
     "access token in the authorization header is valid."
 #define MSG_RATE "The API rate limit has been exceeded. Try again later."
 #define MSG_TOO_LARGE "Request entity too large"
@@ -46,6 +47,16 @@ static bool take_segment(emu_str path, size_t *at, char *out, size_t out_size)
     return emu_str_copy(segment, out, out_size);
 }
 
+/* Keeps an id from the path when it fits; "" otherwise (then nothing matches it: 404). */
+static void keep_id(char out[EMU_CHAT_ID_SIZE], const char *id)
+{
+    size_t len = strlen(id);
+    if (len >= EMU_CHAT_ID_SIZE)
+        len = 0;
+    memcpy(out, id, len);
+    out[len] = '\0';
+}
+
 static bool rest_is(emu_str path, size_t at, const char *text)
 {
     emu_str rest = {path.ptr + at, path.len - at};
@@ -73,8 +84,7 @@ static bool match_route(emu_str path, route *ret_route)
         char id[256];
         if (!take_segment(path, &at, id, sizeof(id)) || at != path.len)
             return false;
-        snprintf(ret_route->first_id, sizeof(ret_route->first_id), "%s",
-                 strlen(id) < EMU_CHAT_ID_SIZE ? id : "");
+        keep_id(ret_route->first_id, id);
         ret_route->endpoint = EMU_EP_PROFILE;
         return true;
     }
@@ -83,8 +93,7 @@ static bool match_route(emu_str path, route *ret_route)
         char id[256];
         if (!take_segment(path, &at, id, sizeof(id)))
             return false;
-        snprintf(ret_route->first_id, sizeof(ret_route->first_id), "%s",
-                 strlen(id) < EMU_CHAT_ID_SIZE ? id : "");
+        keep_id(ret_route->first_id, id);
         if (rest_is(path, at, "/summary")) {
             ret_route->endpoint = EMU_EP_GROUP_SUMMARY;
             return true;
@@ -96,8 +105,7 @@ static bool match_route(emu_str path, route *ret_route)
             char user[256];
             if (!take_segment(path, &at, user, sizeof(user)) || at != path.len)
                 return false;
-            snprintf(ret_route->second_id, sizeof(ret_route->second_id), "%s",
-                     strlen(user) < EMU_CHAT_ID_SIZE ? user : "");
+            keep_id(ret_route->second_id, user);
             ret_route->endpoint = EMU_EP_GROUP_MEMBER;
             return true;
         }
@@ -124,7 +132,8 @@ static bool authorized(const emu_app *app, emu_str authorization, const char **r
     size_t token_len = authorization.len - (sizeof(scheme) - 1);
     size_t expected_len = strlen(app->config.channel_token);
     /* Constant time over the expected token; the length itself is not secret. */
-    if (token_len != expected_len || CRYPTO_memcmp(token, app->config.channel_token, expected_len) != 0) {
+    if (token_len != expected_len ||
+        CRYPTO_memcmp(token, app->config.channel_token, expected_len) != 0) {
         *ret_message = MSG_AUTH_INVALID;
         return false;
     }
@@ -173,7 +182,8 @@ static cJSON *parse_body(emu_str body, emu_response *response)
         if (end == body.ptr + body.len)
             return root;
     }
-    size_t offset = end != NULL && body.ptr != NULL && end >= body.ptr ? (size_t)(end - body.ptr) : 0;
+    size_t offset =
+        end != NULL && body.ptr != NULL && end >= body.ptr ? (size_t)(end - body.ptr) : 0;
     if (root == NULL && body.ptr != NULL) {
         const char *error_at = cJSON_GetErrorPtr();
         if (error_at != NULL && error_at >= body.ptr && error_at <= body.ptr + body.len)
@@ -216,8 +226,8 @@ static bool quotable(const cJSON *message)
 
 /* Records the messages as sent to chat_id and builds the sentMessages array (caller deletes). */
 static st_code accept_messages(emu_app *app, const char *endpoint, const char *chat_id,
-                               const cJSON *messages, const char *retry_key,
-                               const char *request_id, cJSON **ret_sent)
+                               const cJSON *messages, const char *retry_key, const char *request_id,
+                               cJSON **ret_sent)
 {
     st_code code = ST_NOMEM;
     cJSON *sent = cJSON_CreateArray();
@@ -250,7 +260,8 @@ static st_code accept_messages(emu_app *app, const char *endpoint, const char *c
         snprintf(record.endpoint, sizeof(record.endpoint), "%s", endpoint);
         snprintf(record.to, sizeof(record.to), "%s", chat_id);
         snprintf(record.request_id, sizeof(record.request_id), "%s", request_id);
-        snprintf(record.retry_key, sizeof(record.retry_key), "%s", retry_key != NULL ? retry_key : "");
+        snprintf(record.retry_key, sizeof(record.retry_key), "%s",
+                 retry_key != NULL ? retry_key : "");
         snprintf(record.message_id, sizeof(record.message_id), "%s", message_id);
         code = emu_state_record(app->state, &record, NULL);
         if (code == ST_OK)
@@ -310,7 +321,8 @@ static void handle_reply(emu_app *app, const emu_request *request, const cJSON *
         return;
     }
     char chat_id[EMU_CHAT_ID_SIZE];
-    if (emu_state_use_reply_token(app->state, token->valuestring, app->wall_ms(), chat_id) != ST_OK) {
+    if (emu_state_use_reply_token(app->state, token->valuestring, app->wall_ms(), chat_id) !=
+        ST_OK) {
         emu_respond_error(response, 400, MSG_REPLY_TOKEN, NULL);
         return;
     }
@@ -353,7 +365,8 @@ static void handle_push(emu_app *app, const emu_request *request, const cJSON *r
         if (seen != NULL) {
             cJSON *body = cJSON_CreateObject();
             cJSON *sent = cJSON_Parse(seen->sent_messages_json);
-            if (body != NULL && cJSON_AddStringToObject(body, "message", MSG_RETRY_KEY_ACCEPTED) != NULL &&
+            if (body != NULL &&
+                cJSON_AddStringToObject(body, "message", MSG_RETRY_KEY_ACCEPTED) != NULL &&
                 sent != NULL) {
                 cJSON_AddItemToObject(body, "sentMessages", sent);
                 sent = NULL;
@@ -391,20 +404,18 @@ static void handle_push(emu_app *app, const emu_request *request, const cJSON *r
         return;
     }
     cJSON *sent = NULL;
-    if (accept_messages(app, "push", to->valuestring,
-                        cJSON_GetObjectItemCaseSensitive(root, "messages"),
-                        retry_key[0] != '\0' ? retry_key : NULL, response->request_id,
-                        &sent) != ST_OK) {
+    if (accept_messages(
+            app, "push", to->valuestring, cJSON_GetObjectItemCaseSensitive(root, "messages"),
+            retry_key[0] != '\0' ? retry_key : NULL, response->request_id, &sent) != ST_OK) {
         emu_respond_error(response, 500, MSG_INTERNAL, NULL);
         return;
     }
     if (retry_key[0] != '\0') {
         char *sent_json = cJSON_PrintUnformatted(sent);
-        st_code code = sent_json != NULL
-                           ? emu_state_remember_retry_key(app->state, retry_key,
-                                                          response->request_id, sent_json,
-                                                          app->wall_ms())
-                           : ST_NOMEM;
+        st_code code = sent_json != NULL ? emu_state_remember_retry_key(app->state, retry_key,
+                                                                        response->request_id,
+                                                                        sent_json, app->wall_ms())
+                                         : ST_NOMEM;
         cJSON_free(sent_json);
         if (code != ST_OK) {
             cJSON_Delete(sent);
@@ -512,8 +523,8 @@ void emu_api_handle(emu_app *app, const emu_request *request, emu_response *resp
     }
     emu_fault fault = {0};
     bool faulted = emu_faults_take(&app->faults, matched.endpoint, &fault);
-    bool carry_out = faulted && (fault.kind == EMU_FAULT_HANG || fault.kind == EMU_FAULT_DROP) &&
-                     fault.accept;
+    bool carry_out =
+        faulted && (fault.kind == EMU_FAULT_HANG || fault.kind == EMU_FAULT_DROP) && fault.accept;
     if (faulted && !carry_out) {
         answer_fault(&fault, app->config.fault_hang_ms, response);
         goto done;

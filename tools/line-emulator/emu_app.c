@@ -176,6 +176,42 @@ bool emu_str_copy(emu_str s, char *out, size_t out_size)
     return true;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes value into out ("+" is a space); false when malformed or too long. */
+static bool form_decode(emu_str value, char *out, size_t out_size)
+{
+    size_t written = 0;
+    for (size_t i = 0; i < value.len; i++) {
+        char c = value.ptr[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= value.len)
+                return false;
+            int high = hex_value(value.ptr[i + 1]), low = hex_value(value.ptr[i + 2]);
+            if (high < 0 || low < 0)
+                return false;
+            c = (char)(high * 16 + low);
+            i += 2;
+        }
+        if (written + 1 >= out_size)
+            return false;
+        out[written++] = c;
+    }
+    out[written] = '\0';
+    return true;
+}
+
 bool emu_query_get(emu_str query, const char *name, char *out, size_t out_size)
 {
     if (query.ptr == NULL || out_size == 0)
@@ -191,7 +227,11 @@ bool emu_query_get(emu_str query, const char *name, char *out, size_t out_size)
         if (end - at > name_len && memcmp(query.ptr + at, name, name_len) == 0 &&
             query.ptr[at + name_len] == '=') {
             emu_str value = {query.ptr + at + name_len + 1, end - at - name_len - 1};
-            return emu_str_copy(value, out, out_size);
+            if (!form_decode(value, out, out_size)) {
+                out[0] = '\0';
+                return false;
+            }
+            return true;
         }
         at = end + 1;
     }

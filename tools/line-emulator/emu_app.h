@@ -107,8 +107,8 @@ void emu_respond_error(emu_response *response, int status, const char *message,
 bool emu_str_is(emu_str s, const char *text);
 /* Copies s into out as a NUL-terminated string; false (out = "") when it does not fit. */
 bool emu_str_copy(emu_str s, char *out, size_t out_size);
-/* Value of name in an application/x-www-form-urlencoded query (no decoding beyond what ids
- * and numbers need: the value is copied up to '&'). false when absent or too long. */
+/* Value of name in an application/x-www-form-urlencoded query, percent-decoded ("+" = space)
+ * into out. false (out = "") when absent, malformed or too long for out. */
 bool emu_query_get(emu_str query, const char *name, char *out, size_t out_size);
 
 /* Derives the bot's user id from the channel secret ("U" + 32 hex of SHA-256). */

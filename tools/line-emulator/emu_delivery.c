@@ -247,7 +247,8 @@ static void perform_attempt(emu_delivery *delivery, CURL *curl, const delivery_j
     }
     char signature_header[128];
     snprintf(signature_header, sizeof(signature_header), "%s: %s", plan->header_name, signature);
-    struct curl_slist *next = curl_slist_append(NULL, "Content-Type: application/json; charset=utf-8");
+    struct curl_slist *next =
+        curl_slist_append(NULL, "Content-Type: application/json; charset=utf-8");
     if (next != NULL) {
         headers = next;
         next = curl_slist_append(headers, signature_header);
@@ -548,17 +549,19 @@ cJSON *emu_delivery_settings_json(emu_delivery *delivery)
     if (root == NULL)
         return NULL;
     pthread_mutex_lock(&delivery->lock);
-    bool ok = cJSON_AddStringToObject(root, "webhookUrl", delivery->url) != NULL &&
-              cJSON_AddBoolToObject(root, "redelivery", delivery->redelivery) != NULL &&
-              cJSON_AddStringToObject(root, "escapeNonAscii",
-                                      emu_escape_mode_name(delivery->escape)) != NULL &&
-              cJSON_AddNumberToObject(root, "webhookTimeoutMs", (double)delivery->timeout_ms) != NULL &&
-              cJSON_AddNumberToObject(root, "redeliveryIntervalMs",
-                                      (double)delivery->retry_interval_ms) != NULL &&
-              cJSON_AddNumberToObject(root, "redeliveryMaxIntervalMs",
-                                      (double)delivery->retry_max_interval_ms) != NULL &&
-              cJSON_AddNumberToObject(root, "redeliveryAttempts", (double)delivery->max_attempts) != NULL &&
-              cJSON_AddNumberToObject(root, "corruptSignatures", delivery->corrupt_remaining) != NULL;
+    bool ok =
+        cJSON_AddStringToObject(root, "webhookUrl", delivery->url) != NULL &&
+        cJSON_AddBoolToObject(root, "redelivery", delivery->redelivery) != NULL &&
+        cJSON_AddStringToObject(root, "escapeNonAscii", emu_escape_mode_name(delivery->escape)) !=
+            NULL &&
+        cJSON_AddNumberToObject(root, "webhookTimeoutMs", (double)delivery->timeout_ms) != NULL &&
+        cJSON_AddNumberToObject(root, "redeliveryIntervalMs",
+                                (double)delivery->retry_interval_ms) != NULL &&
+        cJSON_AddNumberToObject(root, "redeliveryMaxIntervalMs",
+                                (double)delivery->retry_max_interval_ms) != NULL &&
+        cJSON_AddNumberToObject(root, "redeliveryAttempts", (double)delivery->max_attempts) !=
+            NULL &&
+        cJSON_AddNumberToObject(root, "corruptSignatures", delivery->corrupt_remaining) != NULL;
     pthread_mutex_unlock(&delivery->lock);
     if (!ok) {
         cJSON_Delete(root);
@@ -628,8 +631,7 @@ cJSON *emu_delivery_log_json(emu_delivery *delivery, uint64_t after, size_t limi
     size_t listed = 0;
     pthread_mutex_lock(&delivery->lock);
     for (size_t i = 0; ok && i < delivery->log_count && listed < limit; i++) {
-        const delivery_log *entry =
-            &delivery->logs[(delivery->log_start + i) % delivery->log_max];
+        const delivery_log *entry = &delivery->logs[(delivery->log_start + i) % delivery->log_max];
         if (entry->id <= after)
             continue;
         listed++;

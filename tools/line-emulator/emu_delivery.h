@@ -43,18 +43,18 @@ typedef struct emu_delivery_config {
     int64_t retry_max_interval_ms;
     int64_t max_attempts;
     emu_escape_mode escape;
-    int workers;       /* 1..16 */
-    size_t log_max;    /* deliveries kept for read-back */
-    size_t queue_max;  /* deliveries waiting (new or to redeliver); ST_LIMIT beyond */
+    int workers;      /* 1..16 */
+    size_t log_max;   /* deliveries kept for read-back */
+    size_t queue_max; /* deliveries waiting (new or to redeliver); ST_LIMIT beyond */
 } emu_delivery_config;
 
 /* What happened to one attempt, for the service's log and metrics. Borrowed for the call. */
 typedef struct emu_delivery_outcome {
     uint64_t delivery_id;
-    int attempt;        /* 1-based */
-    long status;        /* HTTP status, 0 when there was no answer */
-    const char *error;  /* curl's text when there was no answer, else NULL */
-    bool delivered;     /* 2xx */
+    int attempt;       /* 1-based */
+    long status;       /* HTTP status, 0 when there was no answer */
+    const char *error; /* curl's text when there was no answer, else NULL */
+    bool delivered;    /* 2xx */
     bool will_retry;
     int64_t duration_ms;
 } emu_delivery_outcome;

@@ -8,11 +8,16 @@
 #include "emu_text.h"
 
 static const char *const kind_names[EMU_EV_KIND_COUNT] = {
-    [EMU_EV_FOLLOW] = "follow",         [EMU_EV_UNFOLLOW] = "unfollow",
-    [EMU_EV_TEXT] = "text",             [EMU_EV_LOCATION] = "location",
-    [EMU_EV_STICKER] = "sticker",       [EMU_EV_IMAGE] = "image",
-    [EMU_EV_POSTBACK] = "postback",     [EMU_EV_JOIN] = "join",
-    [EMU_EV_LEAVE] = "leave",           [EMU_EV_MEMBER_JOINED] = "memberJoined",
+    [EMU_EV_FOLLOW] = "follow",
+    [EMU_EV_UNFOLLOW] = "unfollow",
+    [EMU_EV_TEXT] = "text",
+    [EMU_EV_LOCATION] = "location",
+    [EMU_EV_STICKER] = "sticker",
+    [EMU_EV_IMAGE] = "image",
+    [EMU_EV_POSTBACK] = "postback",
+    [EMU_EV_JOIN] = "join",
+    [EMU_EV_LEAVE] = "leave",
+    [EMU_EV_MEMBER_JOINED] = "memberJoined",
     [EMU_EV_MEMBER_LEFT] = "memberLeft",
 };
 
@@ -97,11 +102,12 @@ static cJSON *build_message(const emu_event_spec *spec, const emu_event_ids *ids
              cJSON_AddNumberToObject(message, "longitude", spec->longitude) != NULL;
         break;
     case EMU_EV_STICKER:
-        ok = add_string(message, "type", "sticker") &&
-             add_string(message, "id", ids->message_id) &&
+        ok = add_string(message, "type", "sticker") && add_string(message, "id", ids->message_id) &&
              add_string(message, "quoteToken", ids->quote_token) &&
-             add_string(message, "stickerId", spec->sticker_id != NULL ? spec->sticker_id : "52002734") &&
-             add_string(message, "packageId", spec->package_id != NULL ? spec->package_id : "11537") &&
+             add_string(message, "stickerId",
+                        spec->sticker_id != NULL ? spec->sticker_id : "52002734") &&
+             add_string(message, "packageId",
+                        spec->package_id != NULL ? spec->package_id : "11537") &&
              add_string(message, "stickerResourceType", "STATIC");
         break;
     case EMU_EV_IMAGE: {
@@ -146,8 +152,8 @@ static cJSON *build_members(const emu_event_spec *spec)
     return holder;
 }
 
-st_code emu_event_build(const emu_event_spec *spec, const emu_event_ids *ids,
-                        int64_t timestamp_ms, cJSON **ret_event)
+st_code emu_event_build(const emu_event_spec *spec, const emu_event_ids *ids, int64_t timestamp_ms,
+                        cJSON **ret_event)
 {
     if ((unsigned)spec->kind >= EMU_EV_KIND_COUNT)
         return ST_INVALID;
@@ -170,7 +176,8 @@ st_code emu_event_build(const emu_event_spec *spec, const emu_event_ids *ids,
         cJSON_AddItemToObject(event, "message", message);
     } else if (spec->kind == EMU_EV_FOLLOW) {
         cJSON *follow = cJSON_AddObjectToObject(event, "follow");
-        if (follow == NULL || cJSON_AddBoolToObject(follow, "isUnblocked", spec->is_unblocked) == NULL)
+        if (follow == NULL ||
+            cJSON_AddBoolToObject(follow, "isUnblocked", spec->is_unblocked) == NULL)
             goto done;
     } else if (spec->kind == EMU_EV_POSTBACK) {
         cJSON *postback = cJSON_AddObjectToObject(event, "postback");

@@ -45,11 +45,11 @@ typedef struct emu_event_spec {
     bool is_unblocked;    /* follow */
     const char *text;     /* text */
     double latitude, longitude;
-    const char *title, *address;             /* location, optional */
-    const char *package_id, *sticker_id;     /* sticker */
-    const char *postback_data;               /* postback */
-    const cJSON *postback_params;            /* postback, optional object */
-    const char *const *member_ids;           /* memberJoined / memberLeft */
+    const char *title, *address;         /* location, optional */
+    const char *package_id, *sticker_id; /* sticker */
+    const char *postback_data;           /* postback */
+    const cJSON *postback_params;        /* postback, optional object */
+    const char *const *member_ids;       /* memberJoined / memberLeft */
     size_t member_count;
 } emu_event_spec;
 
@@ -71,8 +71,8 @@ bool emu_event_kind_replyable(emu_event_kind kind);
 bool emu_event_kind_group_only(emu_event_kind kind);
 
 /* Builds the event object with deliveryContext.isRedelivery false. */
-st_code emu_event_build(const emu_event_spec *spec, const emu_event_ids *ids,
-                        int64_t timestamp_ms, cJSON **ret_event);
+st_code emu_event_build(const emu_event_spec *spec, const emu_event_ids *ids, int64_t timestamp_ms,
+                        cJSON **ret_event);
 
 /* Serialises {"destination": ..., "events": [...]} from a borrowed array of events, with
  * every deliveryContext.isRedelivery set to `redelivery`, compact, optionally with non-ASCII

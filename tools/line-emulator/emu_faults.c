@@ -49,7 +49,8 @@ bool emu_faults_take(emu_faults *faults, emu_endpoint endpoint, emu_fault *ret_f
     emu_fault_rule *rules = faults->rules[endpoint];
     *ret_fault = rules[0].fault;
     if (--rules[0].remaining == 0) {
-        memmove(&rules[0], &rules[1], (size_t)(faults->rule_count[endpoint] - 1) * sizeof(rules[0]));
+        memmove(&rules[0], &rules[1],
+                (size_t)(faults->rule_count[endpoint] - 1) * sizeof(rules[0]));
         faults->rule_count[endpoint]--;
     }
     return true;
@@ -73,8 +74,10 @@ cJSON *emu_faults_to_json(const emu_faults *faults)
             if (item == NULL)
                 goto fail;
             cJSON_AddItemToArray(list, item);
-            if (cJSON_AddStringToObject(item, "endpoint", emu_endpoint_name((emu_endpoint)endpoint)) == NULL ||
-                cJSON_AddStringToObject(item, "kind", emu_fault_kind_name(rule->fault.kind)) == NULL ||
+            if (cJSON_AddStringToObject(item, "endpoint",
+                                        emu_endpoint_name((emu_endpoint)endpoint)) == NULL ||
+                cJSON_AddStringToObject(item, "kind", emu_fault_kind_name(rule->fault.kind)) ==
+                    NULL ||
                 cJSON_AddNumberToObject(item, "remaining", (double)rule->remaining) == NULL ||
                 cJSON_AddNumberToObject(item, "hangMs", (double)rule->fault.hang_ms) == NULL ||
                 cJSON_AddBoolToObject(item, "accept", rule->fault.accept) == NULL)

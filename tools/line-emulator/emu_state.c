@@ -11,9 +11,9 @@
 typedef struct timed_record {
     struct timed_record *next;
     int64_t expires_ms;
-    bool used;                          /* reply tokens */
-    char chat_id[EMU_CHAT_ID_SIZE];     /* reply tokens */
-    emu_retry_entry retry;              /* retry keys */
+    bool used;                      /* reply tokens */
+    char chat_id[EMU_CHAT_ID_SIZE]; /* reply tokens */
+    emu_retry_entry retry;          /* retry keys */
     char key[EMU_UUID_LEN + 1];
 } timed_record;
 
@@ -199,8 +199,8 @@ void emu_state_destroy(emu_state *state)
 
 st_code emu_state_create(const emu_state_limits *limits, emu_state **ret_state)
 {
-    if (limits->record_max < 1 || limits->conversation_max < 1 ||
-        limits->reply_token_ttl_ms < 1 || limits->retry_key_ttl_ms < 1)
+    if (limits->record_max < 1 || limits->conversation_max < 1 || limits->reply_token_ttl_ms < 1 ||
+        limits->retry_key_ttl_ms < 1)
         return ST_INVALID;
     st_code code = ST_NOMEM;
     emu_state *state = calloc(1, sizeof(*state));
@@ -277,8 +277,8 @@ st_code emu_state_add_user(emu_state *state, const char *user_id, const char *di
         return ST_LIMIT;
     if (user_id != NULL && emu_map_get(state->users_by_id, user_id) != NULL)
         return ST_CONFLICT;
-    st_code code = grow_array((void ***)&state->users, &state->user_capacity,
-                              state->user_count + 1);
+    st_code code =
+        grow_array((void ***)&state->users, &state->user_capacity, state->user_count + 1);
     if (code != ST_OK)
         return code;
     emu_user *user = calloc(1, sizeof(*user));
@@ -347,8 +347,8 @@ st_code emu_state_add_group(emu_state *state, const char *group_id, const char *
         return ST_LIMIT;
     if (group_id != NULL && emu_map_get(state->groups_by_id, group_id) != NULL)
         return ST_CONFLICT;
-    st_code code = grow_array((void ***)&state->groups, &state->group_capacity,
-                              state->group_count + 1);
+    st_code code =
+        grow_array((void ***)&state->groups, &state->group_capacity, state->group_count + 1);
     if (code != ST_OK)
         return code;
     emu_group *group = calloc(1, sizeof(*group));
@@ -466,8 +466,8 @@ st_code emu_state_issue_reply_token(emu_state *state, const char *chat_id, int64
     return ST_OK;
 }
 
-emu_token_status emu_state_reply_token_status(emu_state *state, const char *token,
-                                              int64_t now_ms, int64_t *ret_expires_ms)
+emu_token_status emu_state_reply_token_status(emu_state *state, const char *token, int64_t now_ms,
+                                              int64_t *ret_expires_ms)
 {
     purge_tokens(state, now_ms);
     timed_record *record = emu_map_get(state->reply_tokens.index, token);
@@ -515,9 +515,8 @@ st_code emu_state_remember_retry_key(emu_state *state, const char *key, const ch
     record->retry.sent_messages_json = strdup(sent_messages_json);
     record->retry.expires_ms = now_ms + state->limits.retry_key_ttl_ms;
     record->expires_ms = record->retry.expires_ms;
-    st_code code = record->retry.sent_messages_json != NULL
-                       ? queue_push(&state->retry_keys, record)
-                       : ST_NOMEM;
+    st_code code = record->retry.sent_messages_json != NULL ? queue_push(&state->retry_keys, record)
+                                                            : ST_NOMEM;
     if (code != ST_OK) {
         record_free(record);
         return code;
@@ -563,8 +562,8 @@ const emu_record *emu_state_record_at(const emu_state *state, size_t index)
 /* ---- conversations ---- */
 
 st_code emu_state_append(emu_state *state, const char *chat_id, emu_direction direction,
-                         const char *via, const char *ref_id, const char *user_id,
-                         const char *json, int64_t now_ms, uint64_t *ret_seq)
+                         const char *via, const char *ref_id, const char *user_id, const char *json,
+                         int64_t now_ms, uint64_t *ret_seq)
 {
     if (state->conversations == NULL)
         return ST_NOMEM;
@@ -575,7 +574,8 @@ st_code emu_state_append(emu_state *state, const char *chat_id, emu_direction di
             return ST_NOMEM;
         ring->capacity = state->limits.conversation_max;
         ring->entries = calloc(ring->capacity, sizeof(emu_entry));
-        if (ring->entries == NULL || emu_map_put(state->conversations, chat_id, ring, NULL) != ST_OK) {
+        if (ring->entries == NULL ||
+            emu_map_put(state->conversations, chat_id, ring, NULL) != ST_OK) {
             free(ring->entries);
             free(ring);
             return ST_NOMEM;
@@ -620,8 +620,7 @@ const emu_entry *emu_state_entry_at(const emu_state *state, const char *chat_id,
     return &ring->entries[(ring->start + index) % ring->capacity];
 }
 
-const emu_entry *emu_state_entry_by_seq(const emu_state *state, const char *chat_id,
-                                        uint64_t seq)
+const emu_entry *emu_state_entry_by_seq(const emu_state *state, const char *chat_id, uint64_t seq)
 {
     size_t count = emu_state_entry_count(state, chat_id);
     for (size_t i = 0; i < count; i++) {

@@ -38,8 +38,8 @@ typedef struct emu_user {
     char language[EMU_LANGUAGE_MAX + 1];
     char picture_url[EMU_URL_FIELD_MAX + 1];    /* "" = none */
     char status_message[EMU_URL_FIELD_MAX + 1]; /* "" = none */
-    bool following;     /* friend of the bot now */
-    bool ever_followed; /* a later follow is an unblock */
+    bool following;                             /* friend of the bot now */
+    bool ever_followed;                         /* a later follow is an unblock */
 } emu_user;
 
 typedef struct emu_group {
@@ -58,10 +58,10 @@ typedef struct emu_entry {
     uint64_t seq; /* increasing over all chats */
     int64_t time_ms;
     emu_direction direction;
-    char via[12];                        /* "webhook", "reply", "push" */
-    char ref_id[EMU_UUID_LEN + 1];       /* webhookEventId (in) or x-line-request-id (out) */
-    char user_id[EMU_CHAT_ID_SIZE];      /* the acting user for "in" ("" if none) */
-    char *json;                          /* event (in) or message as sent (out); heap */
+    char via[12];                   /* "webhook", "reply", "push" */
+    char ref_id[EMU_UUID_LEN + 1];  /* webhookEventId (in) or x-line-request-id (out) */
+    char user_id[EMU_CHAT_ID_SIZE]; /* the acting user for "in" ("" if none) */
+    char *json;                     /* event (in) or message as sent (out); heap */
 } emu_entry;
 
 /* An accepted outbound message, as LINE records it for statistics and for us to check. */
@@ -133,8 +133,8 @@ st_code emu_group_remove_member(emu_group *group, const char *user_id);
 st_code emu_state_issue_reply_token(emu_state *state, const char *chat_id, int64_t now_ms,
                                     char ret_token[EMU_REPLY_TOKEN_LEN + 1]);
 /* Status of a token; *ret_expires_ms (may be NULL) gets its expiry when known. */
-emu_token_status emu_state_reply_token_status(emu_state *state, const char *token,
-                                              int64_t now_ms, int64_t *ret_expires_ms);
+emu_token_status emu_state_reply_token_status(emu_state *state, const char *token, int64_t now_ms,
+                                              int64_t *ret_expires_ms);
 /* Uses a token once: ST_OK and the chat it replies into, or ST_NOT_FOUND (unknown, used or
  * expired: LINE answers all three alike). */
 st_code emu_state_use_reply_token(emu_state *state, const char *token, int64_t now_ms,
@@ -156,13 +156,12 @@ const emu_record *emu_state_record_at(const emu_state *state, size_t index); /* 
 /* ---- conversations ---- */
 /* Appends to chat_id's conversation (created on first use). json is copied. */
 st_code emu_state_append(emu_state *state, const char *chat_id, emu_direction direction,
-                         const char *via, const char *ref_id, const char *user_id,
-                         const char *json, int64_t now_ms, uint64_t *ret_seq);
+                         const char *via, const char *ref_id, const char *user_id, const char *json,
+                         int64_t now_ms, uint64_t *ret_seq);
 size_t emu_state_entry_count(const emu_state *state, const char *chat_id);
 const emu_entry *emu_state_entry_at(const emu_state *state, const char *chat_id,
                                     size_t index); /* oldest first */
 /* The entry with this seq in chat_id, or NULL. */
-const emu_entry *emu_state_entry_by_seq(const emu_state *state, const char *chat_id,
-                                        uint64_t seq);
+const emu_entry *emu_state_entry_by_seq(const emu_state *state, const char *chat_id, uint64_t seq);
 
 #endif

@@ -184,8 +184,7 @@ static void add_choices_problem(emu_problems *problems, const char *path,
     char list[EMU_PROBLEM_TEXT_MAX] = "";
     size_t used = 0;
     for (size_t i = 0; choices[i] != NULL; i++) {
-        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
-                         choices[i]);
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "", choices[i]);
         if (n < 0 || (size_t)n >= sizeof(list) - used)
             break;
         used += (size_t)n;
@@ -203,10 +202,9 @@ typedef enum action_place {
     IN_IMAGEMAP_OR_DEFAULT, /* defaultAction: no label needed */
 } action_place;
 
-static const char *const action_types[] = {"postback",  "message",    "uri",
-                                           "datetimepicker", "camera", "cameraRoll",
-                                           "location",  "clipboard", "richmenuswitch",
-                                           NULL};
+static const char *const action_types[] = {
+    "postback",   "message",  "uri",       "datetimepicker", "camera",
+    "cameraRoll", "location", "clipboard", "richmenuswitch", NULL};
 
 static void validate_action(const cJSON *action, const char *path, action_place place,
                             emu_problems *problems)
@@ -219,9 +217,9 @@ static void validate_action(const cJSON *action, const char *path, action_place 
     child_path(type_path, path, "type");
     const char *type = string_field(action, "type", path, REQUIRED, problems);
 
-    size_t label_max = place == IN_FLEX              ? EMU_FLEX_LABEL_GRAPHEMES_MAX
+    size_t label_max = place == IN_FLEX             ? EMU_FLEX_LABEL_GRAPHEMES_MAX
                        : place == IN_IMAGE_CAROUSEL ? 12
-                                                     : EMU_LABEL_GRAPHEMES_MAX;
+                                                    : EMU_LABEL_GRAPHEMES_MAX;
     bool label_required = place == IN_QUICK_REPLY || place == IN_TEMPLATE;
     text_field(action, "label", path, label_required ? REQUIRED : OPTIONAL, label_required ? 1 : 0,
                label_max, GRAPHEMES, problems);
@@ -247,8 +245,7 @@ static void validate_action(const cJSON *action, const char *path, action_place 
     if (strcmp(type, "message") == 0) {
         text_field(action, "text", path, REQUIRED, 1, ACTION_TEXT_MAX, UTF16_UNITS, problems);
     } else if (strcmp(type, "postback") == 0) {
-        text_field(action, "data", path, REQUIRED, 0, EMU_POSTBACK_DATA_MAX, UTF16_UNITS,
-                   problems);
+        text_field(action, "data", path, REQUIRED, 0, EMU_POSTBACK_DATA_MAX, UTF16_UNITS, problems);
         const char *display_text = text_field(action, "displayText", path, OPTIONAL, 1,
                                               ACTION_TEXT_MAX, UTF16_UNITS, problems);
         const char *text =
@@ -260,15 +257,14 @@ static void validate_action(const cJSON *action, const char *path, action_place 
                              "displayText and text cannot be specified together");
         }
         const char *input_option = string_field(action, "inputOption", path, OPTIONAL, problems);
-        static const char *const input_options[] = {"closeRichMenu", "openRichMenu",
-                                                    "openKeyboard", "openVoice", NULL};
+        static const char *const input_options[] = {"closeRichMenu", "openRichMenu", "openKeyboard",
+                                                    "openVoice", NULL};
         if (input_option != NULL && !one_of(input_option, input_options)) {
             char option_path[PATH_MAX_LEN];
             child_path(option_path, path, "inputOption");
             add_choices_problem(problems, option_path, input_options);
         }
-        text_field(action, "fillInText", path, OPTIONAL, 0, ACTION_TEXT_MAX, UTF16_UNITS,
-                   problems);
+        text_field(action, "fillInText", path, OPTIONAL, 0, ACTION_TEXT_MAX, UTF16_UNITS, problems);
     } else if (strcmp(type, "uri") == 0) {
         const char *uri =
             text_field(action, "uri", path, REQUIRED, 1, URI_ACTION_MAX, UTF16_UNITS, problems);
@@ -286,8 +282,7 @@ static void validate_action(const cJSON *action, const char *path, action_place 
                        problems);
         }
     } else if (strcmp(type, "datetimepicker") == 0) {
-        text_field(action, "data", path, REQUIRED, 0, EMU_POSTBACK_DATA_MAX, UTF16_UNITS,
-                   problems);
+        text_field(action, "data", path, REQUIRED, 0, EMU_POSTBACK_DATA_MAX, UTF16_UNITS, problems);
         const char *mode = string_field(action, "mode", path, REQUIRED, problems);
         static const char *const modes[] = {"date", "time", "datetime", NULL};
         if (mode != NULL && !one_of(mode, modes)) {
@@ -418,8 +413,8 @@ static void validate_template(const cJSON *message, const char *parent, emu_prob
             }
             if (images) {
                 https_url_field(column, "imageUrl", column_path, REQUIRED, problems);
-                const cJSON *action = object_field(column, "action", column_path, REQUIRED,
-                                                   problems);
+                const cJSON *action =
+                    object_field(column, "action", column_path, REQUIRED, problems);
                 if (action != NULL) {
                     char action_path[PATH_MAX_LEN];
                     child_path(action_path, column_path, "action");
@@ -521,8 +516,7 @@ static void validate_flex(const cJSON *message, const char *parent, emu_problems
         if (bubbles == NULL)
             return;
         if (compact_size(contents) > EMU_FLEX_CAROUSEL_BYTES_MAX) {
-            emu_problems_add(problems, path,
-                             "Size must be less than or equal to %d bytes (50 KB)",
+            emu_problems_add(problems, path, "Size must be less than or equal to %d bytes (50 KB)",
                              EMU_FLEX_CAROUSEL_BYTES_MAX);
             return;
         }
@@ -546,9 +540,9 @@ static void validate_flex(const cJSON *message, const char *parent, emu_problems
 
 /* ---- messages ---- */
 
-static const char *const message_types[] = {"text",     "textV2",   "sticker", "image",
-                                            "video",    "audio",    "location", "imagemap",
-                                            "template", "flex",     "coupon",  NULL};
+static const char *const message_types[] = {"text",     "textV2", "sticker",  "image",
+                                            "video",    "audio",  "location", "imagemap",
+                                            "template", "flex",   "coupon",   NULL};
 
 static void validate_message(const cJSON *message, const char *path, emu_problems *problems)
 {
@@ -576,8 +570,8 @@ static void validate_message(const cJSON *message, const char *path, emu_problem
         } else if (strcmp(type, "location") == 0) {
             text_field(message, "title", path, REQUIRED, 1, EMU_LOCATION_FIELD_MAX, UTF16_UNITS,
                        problems);
-            text_field(message, "address", path, REQUIRED, 1, EMU_LOCATION_FIELD_MAX,
-                       UTF16_UNITS, problems);
+            text_field(message, "address", path, REQUIRED, 1, EMU_LOCATION_FIELD_MAX, UTF16_UNITS,
+                       problems);
             number_field(message, "latitude", path, -90, 90, problems);
             number_field(message, "longitude", path, -180, 180, problems);
         } else if (strcmp(type, "imagemap") == 0) {
@@ -630,8 +624,7 @@ void emu_validate_messages(const cJSON *messages, emu_problems *problems)
     }
     int count = cJSON_GetArraySize(messages);
     if (count < 1 || count > EMU_MESSAGES_MAX) {
-        emu_problems_add(problems, "messages", "Size must be between 1 and %d",
-                         EMU_MESSAGES_MAX);
+        emu_problems_add(problems, "messages", "Size must be between 1 and %d", EMU_MESSAGES_MAX);
         return;
     }
     size_t index = 0;

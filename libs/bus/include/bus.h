@@ -198,7 +198,7 @@ void bus_consumer_get_stats(const bus_consumer *consumer, bus_consumer_stats *re
  *   subject  = def->dead_letter_subject
  *   headers  Ess-Dlq-Reason, Ess-Dlq-Service, Ess-Dlq-Stream, Ess-Dlq-Consumer,
  *            Ess-Dlq-Subject (original), Ess-Dlq-Seq (original stream seq),
- *            Ess-Dlq-Delivered, Nats-Msg-Id = "dlq.<stream>.<seq>"
+ *            Ess-Dlq-Delivered, Nats-Msg-Id = "dlq.<stream>.<durable>.<seq>"
  *   body     the original payload, unchanged */
 #define BUS_DLQ_HDR_REASON "Ess-Dlq-Reason"
 

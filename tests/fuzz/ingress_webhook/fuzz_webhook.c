@@ -72,8 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ingress_signature_verify("fuzz_secret", 11, data, size, signature, strlen(signature),
                                  NULL) != ST_OK)
         abort();
-    if (size >= 44 && ingress_signature_verify("fuzz_secret", 11, data, size,
-                                               (const char *)data, 44, NULL) == ST_OK &&
+    if (size >= 44 &&
+        ingress_signature_verify("fuzz_secret", 11, data, size, (const char *)data, 44, NULL) ==
+            ST_OK &&
         memcmp(data, signature, 44) != 0)
         abort();
     return 0;

@@ -6,10 +6,14 @@
  * run their own nats-server so that they can stop, freeze and restart it. */
 #include "testkit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,7 +88,9 @@ static bool status_is(void *closure)
     return get_status(w->p, w->path) == w->want;
 }
 
-static void ingress_start(ingress_proc *p, const char *nats_url, bool wait_ready)
+/* Starts ess-ingress; extra_env: up to 4 more "K=V" (NULL-terminated) or NULL. */
+static void ingress_start_with(ingress_proc *p, const char *nats_url, bool wait_ready,
+                               const char *const *extra_env)
 {
     char unique[40];
     testkit_unique(unique, sizeof(unique));
@@ -100,8 +106,10 @@ static void ingress_start(ingress_proc *p, const char *nats_url, bool wait_ready
     char binary[512];
     snprintf(binary, sizeof(binary), "%s/ess-ingress", testkit_bin_dir());
     const char *argv[] = {binary, NULL};
-    const char *env[] = {p->secret_env, p->nats_env, p->listen_env, "ESS_LOG_LEVEL=debug",
-                         "ESS_INGRESS_PUBLISH_TIMEOUT=" /* ms */ "500ms", NULL};
+    const char *env[10] = {p->secret_env, p->nats_env, p->listen_env, "ESS_LOG_LEVEL=debug",
+                           "ESS_INGRESS_PUBLISH_TIMEOUT=500ms"};
+    for (size_t i = 0, n = 5; extra_env != NULL && extra_env[i] != NULL && n < 9; i++)
+        env[n++] = extra_env[i];
     p->pid = testkit_spawn(argv, env, p->log_path);
     assert_true(p->pid > 0);
     track(p->pid);
@@ -111,6 +119,11 @@ static void ingress_start(ingress_proc *p, const char *nats_url, bool wait_ready
         wait_status ready = {p, "/readyz", 200};
         assert_true(testkit_wait_until(status_is, &ready, 20000));
     }
+}
+
+static void ingress_start(ingress_proc *p, const char *nats_url, bool wait_ready)
+{
+    ingress_start_with(p, nats_url, wait_ready, NULL);
 }
 
 /* Stops the ingress; returns its exit status and removes its log unless keep_log. */
@@ -134,14 +147,13 @@ static http_answer post_raw(const ingress_proc *p, const char *path, const char 
                             const char *signature, const char *body, size_t len)
 {
     char right[INGRESS_SIGNATURE_B64_SIZE];
-    assert_int_equal(ingress_signature_compute(p->secret, strlen(p->secret), body, len, right,
-                                               NULL),
-                     ST_OK);
+    assert_int_equal(
+        ingress_signature_compute(p->secret, strlen(p->secret), body, len, right, NULL), ST_OK);
     char signature_header[160];
     snprintf(signature_header, sizeof(signature_header), "%s: %s",
              header_name != NULL ? header_name : "X-Unused", signature != NULL ? signature : right);
-    const char *headers[] = {"Content-Type: application/json; charset=utf-8", "Expect:",
-                             header_name != NULL ? signature_header : NULL, NULL};
+    const char *headers[] = {"Content-Type: application/json; charset=utf-8",
+                             "Expect:", header_name != NULL ? signature_header : NULL, NULL};
     char url[160];
     snprintf(url, sizeof(url), "%s%s", p->base_url, path);
     http_answer answer = {0};
@@ -153,8 +165,7 @@ static http_answer post_raw(const ingress_proc *p, const char *path, const char 
 
 static long post(const ingress_proc *p, const char *body)
 {
-    http_answer answer = post_raw(p, "/line/webhook", "x-line-signature", NULL, body,
-                                  strlen(body));
+    http_answer answer = post_raw(p, "/line/webhook", "x-line-signature", NULL, body, strlen(body));
     free(answer.body);
     return answer.status;
 }
@@ -340,8 +351,8 @@ static const http_case http_cases[] = {
     {"source id that would split a subject", BODY_BAD_SOURCE_ID, "x-line-signature", SIGN_RIGHT,
      400, 0},
     {"oversized body", BODY_OVERSIZED, "x-line-signature", SIGN_RIGHT, 413, 0},
-    {"bad signature on malformed JSON", BODY_MALFORMED_JSON, "x-line-signature",
-     SIGN_WRONG_SECRET, 401, 0},
+    {"bad signature on malformed JSON", BODY_MALFORMED_JSON, "x-line-signature", SIGN_WRONG_SECRET,
+     401, 0},
 };
 
 /* Builds the case's body (heap). */
@@ -427,10 +438,9 @@ ESS_TEST(webhook_cases)
         subject_for(subject, sizeof(subject), "user", id.user);
         uint64_t stored = line_in_count(&l, subject);
         if (answer.status != c->want_status || stored != c->want_stored)
-            fail_msg("case '%s': status %ld (want %ld), stored %llu (want %llu), body %s",
-                     c->name, answer.status, c->want_status, (unsigned long long)stored,
-                     (unsigned long long)c->want_stored,
-                     answer.body != NULL ? answer.body : "");
+            fail_msg("case '%s': status %ld (want %ld), stored %llu (want %llu), body %s", c->name,
+                     answer.status, c->want_status, (unsigned long long)stored,
+                     (unsigned long long)c->want_stored, answer.body != NULL ? answer.body : "");
         if (c->want_stored > 0)
             expect_stored_event(&l, subject, body, id.event[0]);
         free(answer.body);
@@ -514,8 +524,7 @@ ESS_TEST(redelivered_event_is_stored_once)
     testkit_http("GET", url, NULL, NULL, 0, 2000, &status, &metrics);
     assert_int_equal(status, 200);
     assert_non_null(strstr(metrics, "ess_ingress_publish_results_total{result=\"stored\"} 1\n"));
-    assert_non_null(
-        strstr(metrics, "ess_ingress_publish_results_total{result=\"duplicate\"} 2\n"));
+    assert_non_null(strstr(metrics, "ess_ingress_publish_results_total{result=\"duplicate\"} 2\n"));
     assert_non_null(strstr(metrics, "ess_ingress_requests_total{status=\"200\"} 3\n"));
     assert_non_null(strstr(metrics, "ess_ingress_events_total{type=\"message\"} 3\n"));
     assert_non_null(strstr(metrics, "ess_ingress_publish_seconds_count 3\n"));
@@ -535,8 +544,8 @@ ESS_TEST(only_post_on_the_exact_path)
     make_ids(&id);
     char body[BODY_MAX];
     text_webhook(body, sizeof(body), id.user, id.event[0], "active", false, "help");
-    http_answer answer = post_raw(&p, "/line/webhook/extra", "x-line-signature", NULL, body,
-                                  strlen(body));
+    http_answer answer =
+        post_raw(&p, "/line/webhook/extra", "x-line-signature", NULL, body, strlen(body));
     assert_int_equal(answer.status, 404);
     free(answer.body);
 
@@ -568,8 +577,7 @@ ESS_TEST(secrets_signatures_ids_and_bodies_stay_out_of_the_log)
     text_webhook(bad_shape, sizeof(bad_shape), user2, "bad.event.id", "active", false, text);
 
     char good_signature[INGRESS_SIGNATURE_B64_SIZE], forged[INGRESS_SIGNATURE_B64_SIZE];
-    ingress_signature_compute(p.secret, strlen(p.secret), good, strlen(good), good_signature,
-                              NULL);
+    ingress_signature_compute(p.secret, strlen(p.secret), good, strlen(good), good_signature, NULL);
     ingress_signature_compute("forger", 6, wrong_signed, strlen(wrong_signed), forged, NULL);
 
     assert_int_equal(post(&p, good), 200);
@@ -584,13 +592,80 @@ ESS_TEST(secrets_signatures_ids_and_bodies_stay_out_of_the_log)
     assert_non_null(log);
     assert_non_null(strstr(log, "ingress.signature")); /* the log was written at all */
     assert_non_null(strstr(log, "ingress.invalid"));
-    const char *never[] = {p.secret, good_signature, forged, user, user2, text, id.event[0],
-                           "bad.event.id"};
+    const char *never[] = {p.secret, good_signature, forged,      user,
+                           user2,    text,           id.event[0], "bad.event.id"};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
         if (strstr(log, never[i]) != NULL)
             fail_msg("the log contains '%s':\n%s", never[i], log);
     free(log);
     unlink(p.log_path);
+}
+
+/* ---- slow clients and the connection cap ------------------------------------------------ */
+
+static int raw_connect(const ingress_proc *p)
+{
+    const char *port_text = strrchr(p->base_url, ':');
+    assert_non_null(port_text);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)strtol(port_text + 1, NULL, 10))};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+/* True when the server closes fd (EOF or reset) within timeout_ms; answers are drained. */
+static bool closed_within(int fd, int64_t timeout_ms)
+{
+    int64_t deadline = testkit_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - testkit_now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        char sink[512];
+        ssize_t n = recv(fd, sink, sizeof(sink), 0);
+        if (n <= 0)
+            return true;
+    }
+}
+
+ESS_TEST(slow_clients_time_out_and_connections_are_capped)
+{
+    (void)state;
+    ingress_proc p;
+    const char *env[] = {"ESS_HTTP_REQUEST_TIMEOUT=1s", "ESS_HTTP_MAX_CONNECTIONS=2", NULL};
+    ingress_start_with(&p, shared_nats(), true, env);
+
+    /* Headers that never end, and a body that never comes: cut off after the timeout. */
+    int slow_headers = raw_connect(&p);
+    const char partial[] = "POST /line/webhook HTTP/1.1\r\nHost: x\r\nX-Line-Sig";
+    assert_true(send(slow_headers, partial, sizeof(partial) - 1, MSG_NOSIGNAL) > 0);
+    int slow_body = raw_connect(&p);
+    const char head[] = "POST /line/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                        "\r\n{\"destination\":";
+    assert_true(send(slow_body, head, sizeof(head) - 1, MSG_NOSIGNAL) > 0);
+
+    /* Both slots are taken: a third connection is closed at once. */
+    int third = raw_connect(&p);
+    assert_true(closed_within(third, 500));
+    close(third);
+
+    int64_t started = testkit_now_ms();
+    assert_true(closed_within(slow_headers, 5000));
+    assert_true(closed_within(slow_body, 5000));
+    assert_true(testkit_now_ms() - started >= 500);
+    close(slow_headers);
+    close(slow_body);
+
+    /* Slots are free again. */
+    wait_status alive = {&p, "/healthz", 200};
+    assert_true(testkit_wait_until(status_is, &alive, 5000));
+    ingress_stop(&p, false);
 }
 
 /* ---- outages: a nats-server of our own ------------------------------------------------- */
@@ -617,10 +692,34 @@ static bool nats_reachable(void *closure)
     return s == NATS_OK;
 }
 
+/* nats-server from ESS_NATS_SERVER, or PATH, or Debian's /usr/sbin (not always on PATH). */
+static void find_nats_server(char *out, size_t size)
+{
+    const char *given = getenv("ESS_NATS_SERVER");
+    if (given != NULL && given[0] != '\0') {
+        snprintf(out, size, "%s", given);
+        return;
+    }
+    char dirs[4096];
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin",
+             getenv("PATH") ? getenv("PATH") : "");
+    for (char *dir = dirs, *end; dir != NULL; dir = end) {
+        end = strchr(dir, ':');
+        if (end != NULL)
+            *end++ = '\0';
+        snprintf(out, size, "%s/nats-server", dir[0] != '\0' ? dir : ".");
+        if (access(out, X_OK) == 0)
+            return;
+    }
+    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
+}
+
 static void own_nats_start(own_nats *n)
 {
-    const char *argv[] = {"/usr/bin/nats-server", "-js", "-a", "127.0.0.1", "-p", n->port_text,
-                          "-sd", n->store, NULL};
+    char binary[512];
+    find_nats_server(binary, sizeof(binary));
+    const char *argv[] = {binary,       "-js", "-a",     "127.0.0.1", "-p",
+                          n->port_text, "-sd", n->store, NULL};
     n->pid = testkit_spawn(argv, NULL, "/dev/null");
     assert_true(n->pid > 0);
     track(n->pid);
@@ -659,8 +758,7 @@ static void outage_body(char *out, size_t size, const ids *id, bool redelivery)
                    user_source(i == 1 ? id->user2 : id->user, source, sizeof(source)),
                    ",\"replyToken\":\"r\",\"message\":{\"type\":\"text\",\"id\":\"1\","
                    "\"quoteToken\":\"q\",\"text\":\"help\"}");
-        used += (size_t)snprintf(events + used, sizeof(events) - used, "%s%s", i ? "," : "",
-                                 event);
+        used += (size_t)snprintf(events + used, sizeof(events) - used, "%s%s", i ? "," : "", event);
     }
     body_json(out, size, events);
 }
@@ -692,16 +790,16 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
 
     stop_process(n.pid, 10000);
     n.pid = 0;
-    http_answer answer = post_raw(&p, "/line/webhook", "x-line-signature", NULL, body,
-                                  strlen(body));
+    http_answer answer =
+        post_raw(&p, "/line/webhook", "x-line-signature", NULL, body, strlen(body));
     assert_int_equal(answer.status, 503);
     assert_true(answer.elapsed_ms <= PUBLISH_TIMEOUT_MS + ANSWER_SLACK_MS);
     free(answer.body);
     wait_status unready = {&p, "/readyz", 503};
     assert_true(testkit_wait_until(status_is, &unready, 10000));
     /* still refused while NATS is away, and quickly */
-    answer = post_raw(&p, "/line/webhook", "x-line-signature", NULL, redelivered,
-                      strlen(redelivered));
+    answer =
+        post_raw(&p, "/line/webhook", "x-line-signature", NULL, redelivered, strlen(redelivered));
     assert_int_equal(answer.status, 503);
     assert_true(answer.elapsed_ms <= PUBLISH_TIMEOUT_MS + ANSWER_SLACK_MS);
     free(answer.body);
@@ -733,8 +831,8 @@ ESS_TEST(nats_frozen_gives_503_within_the_publish_timeout)
     /* A frozen server keeps the TCP connection up but acknowledges nothing: the batch must
      * time out on its own. */
     assert_int_equal(kill(n.pid, SIGSTOP), 0);
-    http_answer answer = post_raw(&p, "/line/webhook", "x-line-signature", NULL, body,
-                                  strlen(body));
+    http_answer answer =
+        post_raw(&p, "/line/webhook", "x-line-signature", NULL, body, strlen(body));
     assert_int_equal(kill(n.pid, SIGCONT), 0);
     assert_int_equal(answer.status, 503);
     assert_true(answer.elapsed_ms >= PUBLISH_TIMEOUT_MS - 50);
@@ -744,6 +842,46 @@ ESS_TEST(nats_frozen_gives_503_within_the_publish_timeout)
     wait_status ready = {&p, "/readyz", 200};
     assert_true(testkit_wait_until(status_is, &ready, 20000));
     assert_int_equal(post(&p, redelivered), 200);
+    expect_each_stored_once(&n, &id);
+
+    assert_int_equal(ingress_stop(&p, false), 0);
+    own_nats_remove(&n);
+}
+
+ESS_TEST(client_gone_before_the_answer_is_harmless)
+{
+    (void)state;
+    own_nats n;
+    own_nats_init(&n);
+    ingress_proc p;
+    ingress_start(&p, n.url, true);
+    ids id;
+    make_ids(&id);
+    char body[BODY_MAX];
+    outage_body(body, sizeof(body), &id, false);
+    char signature_header[128], url[128];
+    char signature[INGRESS_SIGNATURE_B64_SIZE];
+    ingress_signature_compute(p.secret, strlen(p.secret), body, strlen(body), signature, NULL);
+    snprintf(signature_header, sizeof(signature_header), "x-line-signature: %s", signature);
+    snprintf(url, sizeof(url), "%s/line/webhook", p.base_url);
+    const char *headers[] = {"Content-Type: application/json", "Expect:", signature_header, NULL};
+
+    /* NATS frozen: the webhooks wait for acks; their clients give up after 100 ms. */
+    assert_int_equal(kill(n.pid, SIGSTOP), 0);
+    for (int i = 0; i < 3; i++) {
+        long status = 0;
+        testkit_http("POST", url, headers, body, strlen(body), 100, &status, NULL);
+        assert_int_equal(status, 0);
+    }
+    /* The batches time out with nobody to answer; the service carries on. */
+    wait_status unready = {&p, "/healthz", 200};
+    int64_t started = testkit_now_ms();
+    while (testkit_now_ms() - started < PUBLISH_TIMEOUT_MS + 300)
+        assert_true(testkit_wait_until(status_is, &unready, 2000));
+    assert_int_equal(kill(n.pid, SIGCONT), 0);
+    wait_status ready = {&p, "/readyz", 200};
+    assert_true(testkit_wait_until(status_is, &ready, 20000));
+    assert_int_equal(post(&p, body), 200);
     expect_each_stored_once(&n, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);

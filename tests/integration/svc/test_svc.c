@@ -155,7 +155,7 @@ ESS_TEST(readiness_follows_nats)
     assert_non_null(strstr(body, "NATS"));
     free(body);
 
-    const char *nats_argv[] = {"/usr/bin/nats-server", "-js", "-a", "127.0.0.1", "-p",
+    const char *nats_argv[] = {"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
                                nats_port_text, "-sd", store, NULL};
     int nats_pid = testkit_spawn(nats_argv, NULL, "/dev/null");
     assert_true(nats_pid > 0);

@@ -19,8 +19,7 @@ static char *json_of(const char *single_quoted)
     return json;
 }
 
-static st_code parse_text(const char *single_quoted, bus_registry **ret_registry,
-                          st_error *err)
+static st_code parse_text(const char *single_quoted, bus_registry **ret_registry, st_error *err)
 {
     char *json = json_of(single_quoted);
     st_code code = bus_registry_parse(json, strlen(json), ret_registry, err);
@@ -28,9 +27,9 @@ static st_code parse_text(const char *single_quoted, bus_registry **ret_registry
     return code;
 }
 
-#define GOOD_STREAMS                                                                         \
-    "'streams':[{'name':'IN','subjects':['in.>'],'max_age':'1d','duplicate_window':'1h',"   \
-    "'max_msg_size':1024,'description':'inbound'},"                                          \
+#define GOOD_STREAMS                                                                               \
+    "'streams':[{'name':'IN','subjects':['in.>'],'max_age':'1d','duplicate_window':'1h',"          \
+    "'max_msg_size':1024,'description':'inbound'},"                                                \
     "{'name':'DLQ','subjects':['dlq.>'],'max_bytes':1048576,'replicas':1}]"
 
 ESS_TEST(builtin_registry_parses)
@@ -252,16 +251,16 @@ ESS_TEST(long_names_are_invalid)
     memset(name, 'N', BUS_NAME_MAX);
     name[BUS_NAME_MAX] = '\0'; /* one byte too many */
     char document[512];
-    snprintf(document, sizeof(document),
-             "{'version':1,'streams':[{'name':'%s','subjects':['a']}]}", name);
+    snprintf(document, sizeof(document), "{'version':1,'streams':[{'name':'%s','subjects':['a']}]}",
+             name);
     bus_registry *registry = NULL;
     st_error err = {0};
     assert_int_equal(parse_text(document, &registry, &err), ST_INVALID);
     assert_non_null(strstr(err.message, "'name' is longer than 63 bytes"));
 
     name[BUS_NAME_MAX - 1] = '\0'; /* exactly the limit */
-    snprintf(document, sizeof(document),
-             "{'version':1,'streams':[{'name':'%s','subjects':['a']}]}", name);
+    snprintf(document, sizeof(document), "{'version':1,'streams':[{'name':'%s','subjects':['a']}]}",
+             name);
     assert_int_equal(parse_text(document, &registry, &err), ST_OK);
     bus_registry_destroy(registry);
 
@@ -269,8 +268,7 @@ ESS_TEST(long_names_are_invalid)
     memset(subject, 's', BUS_SUBJECT_MAX);
     subject[BUS_SUBJECT_MAX] = '\0';
     char big[1024];
-    snprintf(big, sizeof(big), "{'version':1,'streams':[{'name':'S','subjects':['%s']}]}",
-             subject);
+    snprintf(big, sizeof(big), "{'version':1,'streams':[{'name':'S','subjects':['%s']}]}", subject);
     registry = NULL;
     assert_int_equal(parse_text(big, &registry, &err), ST_INVALID);
     assert_non_null(strstr(err.message, "stream 'S': subject #1"));
@@ -305,17 +303,26 @@ ESS_TEST(durations_parse_with_units)
     static const struct {
         const char *text;
         int64_t ms;
-    } good[] = {{"0", 0},          {"500ms", 500},       {"30s", 30000},
-                {"2m", 120000},    {"1h", 3600000},      {"7d", 604800000},
-                {"0s", 0},         {"106751d", 106751LL * 86400000}};
+    } good[] = {
+        {"0", 0},        {"500ms", 500},    {"30s", 30000}, {"2m", 120000},
+        {"1h", 3600000}, {"7d", 604800000}, {"0s", 0},      {"106751d", 106751LL * 86400000}};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         int64_t ms = -1;
         assert_int_equal(bus_duration_parse(good[i].text, &ms), ST_OK);
         assert_int_equal(ms, good[i].ms);
     }
-    static const char *const bad[] = {"",    "s",     "10",     "1.5s", "-1s",
-                                      "10 s", "10S",  "1w",     "h1",   "106752d",
-                                      "99999999999999999999d", "1000000000000000000000000000000s"};
+    static const char *const bad[] = {"",
+                                      "s",
+                                      "10",
+                                      "1.5s",
+                                      "-1s",
+                                      "10 s",
+                                      "10S",
+                                      "1w",
+                                      "h1",
+                                      "106752d",
+                                      "99999999999999999999d",
+                                      "1000000000000000000000000000000s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t ms = 42;
         if (bus_duration_parse(bad[i], &ms) != ST_INVALID)
@@ -330,8 +337,8 @@ ESS_TEST(subjects_validate_and_compare)
     static const char *const valid[] = {"a", "a.b", "line.in.user.U123", "a.*.c", "a.>", ">"};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
         assert_true(bus_subject_valid(valid[i], true));
-    static const char *const invalid[] = {"", "a..b", ".a", "a.", "a b", "a\tb", ">.a",
-                                          "a*", "a.>.b", "a.b>", "a\r\n"};
+    static const char *const invalid[] = {"",    "a..b", ".a",    "a.",   "a b",  "a\tb",
+                                          ">.a", "a*",   "a.>.b", "a.b>", "a\r\n"};
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
         if (bus_subject_valid(invalid[i], true))
             fail_msg("subject \"%s\" was accepted", invalid[i]);

@@ -42,8 +42,7 @@ ESS_TEST(design_vectors_verify)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++)
-        assert_int_equal(verify(vectors[i].secret, vectors[i].body, vectors[i].signature),
-                         ST_OK);
+        assert_int_equal(verify(vectors[i].secret, vectors[i].body, vectors[i].signature), ST_OK);
 }
 
 ESS_TEST(rejects_what_does_not_match)
@@ -79,9 +78,9 @@ ESS_TEST(error_text_never_quotes_secret_or_signature)
     (void)state;
     st_error err = {0};
     const char *signature = "AAAAt7Hn4ZDHqs6e+wdvI5TyQIvzie0DmMUmuXEBqyy=";
-    assert_int_equal(ingress_signature_verify("test_secret", 11, "{}", 2, signature,
-                                              strlen(signature), &err),
-                     ST_INVALID);
+    assert_int_equal(
+        ingress_signature_verify("test_secret", 11, "{}", 2, signature, strlen(signature), &err),
+        ST_INVALID);
     assert_null(strstr(err.message, "test_secret"));
     assert_null(strstr(err.message, "AAAA"));
 }
@@ -99,8 +98,7 @@ ESS_TEST(empty_body_is_signed)
     (void)state;
     char signature[INGRESS_SIGNATURE_B64_SIZE];
     /* HMAC-SHA256("test_secret", "") */
-    assert_int_equal(ingress_signature_compute("test_secret", 11, NULL, 0, signature, NULL),
-                     ST_OK);
+    assert_int_equal(ingress_signature_compute("test_secret", 11, NULL, 0, signature, NULL), ST_OK);
     assert_int_equal(strlen(signature), 44);
     assert_int_equal(ingress_signature_verify("test_secret", 11, "", 0, signature, 44, NULL),
                      ST_OK);
