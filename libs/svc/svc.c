@@ -173,6 +173,8 @@ static int send_response(h2o_req_t *req, int status, const char *reason, const c
                    strlen(type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, "no-store",
                    8);
+    /* h2o 2.2 closes the connection after a non-200 answer without a length: keep it. */
+    req->res.content_length = len;
     h2o_send_inline(req, body, len);
     return 0;
 }

@@ -174,14 +174,20 @@ static void show_new_entries(chat *session, bool quiet_self)
                 if (cJSON_IsNumber(seq))
                     session->last_actions_seq = seq->valuedouble;
             }
-        } else if (!quiet_self) {
+        } else {
             const cJSON *event = cJSON_GetObjectItemCaseSensitive(entry, "event");
             const char *type = json_string(event, "type");
             const char *who = json_string(entry, "userId");
+            const char *said =
+                json_string(cJSON_GetObjectItemCaseSensitive(event, "message"), "text");
             bool mine = who != NULL && strcmp(who, session->user_id) == 0;
-            if (!mine)
-                printf("%s> (%s)\n", who != NULL ? "member" : "line",
-                       type != NULL ? type : "event");
+            if (mine && quiet_self)
+                continue; /* what we typed is on the screen already */
+            const char *speaker = mine ? "you" : who != NULL ? "member" : "line";
+            if (said != NULL)
+                printf("%s> %s\n", speaker, said);
+            else
+                printf("%s> (%s)\n", speaker, type != NULL ? type : "event");
         }
     }
     fflush(stdout);
@@ -314,6 +320,40 @@ static bool handle_line(chat *session, char *line)
 
 /* ---- start ---- */
 
+/* In group mode the user must be a member: join (memberJoined) when not yet one. */
+static bool join_group(chat *session)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_emulator/groups/%s", session->group_id);
+    cJSON *answer = NULL;
+    long status = call(session, "GET", path, NULL, &answer);
+    if (status != 200) {
+        print_problem(status, answer);
+        cJSON_Delete(answer);
+        return false;
+    }
+    bool member = false;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(answer, "members"))
+    {
+        if (cJSON_IsString(id) && strcmp(id->valuestring, session->user_id) == 0)
+            member = true;
+    }
+    cJSON_Delete(answer);
+    if (member)
+        return true;
+    cJSON *body = cJSON_CreateObject();
+    cJSON *ids = cJSON_AddArrayToObject(body, "userIds");
+    cJSON_AddItemToArray(ids, cJSON_CreateString(session->user_id));
+    snprintf(path, sizeof(path), "/_emulator/groups/%s/members", session->group_id);
+    status = call(session, "POST", path, body, &answer);
+    cJSON_Delete(body);
+    if (status != 202)
+        print_problem(status, answer);
+    cJSON_Delete(answer);
+    return status == 202;
+}
+
 static bool find_or_create_user(chat *session, const char *language)
 {
     char *escaped = curl_easy_escape(session->curl, session->display_name, 0);
@@ -349,7 +389,9 @@ static bool find_or_create_user(chat *session, const char *language)
         cJSON_Delete(answer);
         printf("created user %s (%s)\n", session->display_name, session->user_id);
     }
-    if (!following && session->group_id[0] == '\0') {
+    if (session->group_id[0] != '\0')
+        return join_group(session);
+    if (!following) {
         char follow_path[256];
         snprintf(follow_path, sizeof(follow_path), "/_emulator/users/%s/follow", session->user_id);
         status = call(session, "POST", follow_path, NULL, &answer);
