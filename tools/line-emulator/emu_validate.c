@@ -28,14 +28,17 @@ void emu_problems_add(emu_problems *problems, const char *property, const char *
 
 /* ---- field helpers ---- */
 
+/* A property path longer than PATH_MAX_LEN is cut: it only names the field in an error. */
 static void child_path(char *out, const char *parent, const char *name)
 {
-    snprintf(out, PATH_MAX_LEN, "%s.%s", parent, name);
+    if (snprintf(out, PATH_MAX_LEN, "%s.%s", parent, name) >= PATH_MAX_LEN)
+        out[PATH_MAX_LEN - 1] = '\0';
 }
 
 static void index_path(char *out, const char *parent, size_t index)
 {
-    snprintf(out, PATH_MAX_LEN, "%s[%zu]", parent, index);
+    if (snprintf(out, PATH_MAX_LEN, "%s[%zu]", parent, index) >= PATH_MAX_LEN)
+        out[PATH_MAX_LEN - 1] = '\0';
 }
 
 static const cJSON *get(const cJSON *object, const char *name)

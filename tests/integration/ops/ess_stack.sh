@@ -18,8 +18,8 @@ declare -A LISTEN_VAR=(
 ops_unset_ess_env
 ops_tmpdir
 HOME_DIR=$OPS_TMP/home
-ops_stack_env "$HOME_DIR"
-export ESS_SKIP_BUILD=1 ESS_BUILD_DIR=$BUILD ESS_UP_TIMEOUT=90 ESS_STOP_TIMEOUT=20
+# Set before the trap: cleanup's `down` must never fall back to ./.ess.
+export ESS_HOME=$HOME_DIR
 
 cleanup() {
   local rc=$? leftovers
@@ -34,6 +34,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+ops_stack_env "$HOME_DIR"
+export ESS_SKIP_BUILD=1 ESS_BUILD_DIR=$BUILD ESS_UP_TIMEOUT=90 ESS_STOP_TIMEOUT=20
 
 # --- up ---------------------------------------------------------------------------------
 up_output=$("$OPS_ESS" up 2>&1) || {
@@ -59,6 +61,7 @@ for name in "${!LISTEN_VAR[@]}"; do
 done
 
 check "secrets.env is private (600)" test "$(stat -c %a "$HOME_DIR/secrets.env")" = 600
+check "stack.env is private (600)" test "$(stat -c %a "$HOME_DIR/stack.env")" = 600
 for name in nats pg; do
   check "pid file run/$name.pid" test -s "$HOME_DIR/run/$name.pid"
 done
