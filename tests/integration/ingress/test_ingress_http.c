@@ -20,120 +20,13 @@
 #include <cjson/cJSON.h>
 #include <nats/nats.h>
 
+#include "ingress_harness.h"
 #include "ingress_signature.h"
 
 #define BOT "U0123456789abcdef0123456789abcdef"
 #define BODY_MAX 8192
-#define PUBLISH_TIMEOUT_MS 500
 /* A 503 must come within the publish timeout plus this (scheduling, sanitizers). */
 #define ANSWER_SLACK_MS 700
-
-/* Processes that must not outlive a failed case (cmocka jumps out of it). */
-static int live_pids[8];
-
-static void track(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == 0) {
-            live_pids[i] = pid;
-            return;
-        }
-}
-
-static void untrack(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == pid)
-            live_pids[i] = 0;
-}
-
-static int stop_process(int pid, int64_t timeout_ms)
-{
-    kill(pid, SIGCONT); /* a frozen process cannot handle SIGTERM */
-    int code = testkit_stop(pid, SIGTERM, timeout_ms);
-    untrack(pid);
-    return code;
-}
-
-/* ---- ess-ingress ------------------------------------------------------------------------ */
-
-typedef struct ingress_proc {
-    char secret[64];
-    char secret_env[128];
-    char nats_env[128];
-    char listen_env[64];
-    char base_url[64];
-    char log_path[256];
-    int pid;
-} ingress_proc;
-
-typedef struct wait_status {
-    const ingress_proc *p;
-    const char *path;
-    long want;
-} wait_status;
-
-static long get_status(const ingress_proc *p, const char *path)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "%s%s", p->base_url, path);
-    long status = 0;
-    testkit_http("GET", url, NULL, NULL, 0, 2000, &status, NULL);
-    return status;
-}
-
-static bool status_is(void *closure)
-{
-    wait_status *w = closure;
-    return get_status(w->p, w->path) == w->want;
-}
-
-/* Starts ess-ingress; extra_env: up to 4 more "K=V" (NULL-terminated) or NULL. */
-static void ingress_start_with(ingress_proc *p, const char *nats_url, bool wait_ready,
-                               const char *const *extra_env)
-{
-    char unique[40];
-    testkit_unique(unique, sizeof(unique));
-    memset(p, 0, sizeof(*p));
-    snprintf(p->secret, sizeof(p->secret), "secret-%s", unique);
-    snprintf(p->secret_env, sizeof(p->secret_env), "ESS_LINE_CHANNEL_SECRET=%s", p->secret);
-    snprintf(p->nats_env, sizeof(p->nats_env), "ESS_NATS_URL=%s", nats_url);
-    int port = testkit_free_port();
-    assert_true(port > 0);
-    snprintf(p->listen_env, sizeof(p->listen_env), "ESS_INGRESS_LISTEN=127.0.0.1:%d", port);
-    snprintf(p->base_url, sizeof(p->base_url), "http://127.0.0.1:%d", port);
-    snprintf(p->log_path, sizeof(p->log_path), "/tmp/ess-ingress-%s.log", unique);
-    char binary[512];
-    snprintf(binary, sizeof(binary), "%s/ess-ingress", testkit_bin_dir());
-    const char *argv[] = {binary, NULL};
-    const char *env[10] = {p->secret_env, p->nats_env, p->listen_env, "ESS_LOG_LEVEL=debug",
-                           "ESS_INGRESS_PUBLISH_TIMEOUT=500ms"};
-    for (size_t i = 0, n = 5; extra_env != NULL && extra_env[i] != NULL && n < 9; i++)
-        env[n++] = extra_env[i];
-    p->pid = testkit_spawn(argv, env, p->log_path);
-    assert_true(p->pid > 0);
-    track(p->pid);
-    wait_status alive = {p, "/healthz", 200};
-    assert_true(testkit_wait_until(status_is, &alive, 20000));
-    if (wait_ready) {
-        wait_status ready = {p, "/readyz", 200};
-        assert_true(testkit_wait_until(status_is, &ready, 20000));
-    }
-}
-
-static void ingress_start(ingress_proc *p, const char *nats_url, bool wait_ready)
-{
-    ingress_start_with(p, nats_url, wait_ready, NULL);
-}
-
-/* Stops the ingress; returns its exit status and removes its log unless keep_log. */
-static int ingress_stop(ingress_proc *p, bool keep_log)
-{
-    int code = stop_process(p->pid, 15000);
-    if (!keep_log)
-        unlink(p->log_path);
-    return code;
-}
 
 typedef struct http_answer {
     long status;
@@ -229,49 +122,6 @@ static void text_webhook(char *out, size_t size, const char *user_id, const char
     body_json(out, size, event);
 }
 
-/* ---- LINE_IN ----------------------------------------------------------------------------- */
-
-typedef struct line_in {
-    natsConnection *nc;
-    jsCtx *js;
-} line_in;
-
-static void line_in_open(line_in *l, const char *url)
-{
-    memset(l, 0, sizeof(*l));
-    assert_int_equal(natsConnection_ConnectTo(&l->nc, url), NATS_OK);
-    assert_int_equal(natsConnection_JetStream(&l->js, l->nc, NULL), NATS_OK);
-}
-
-static void line_in_close(line_in *l)
-{
-    jsCtx_Destroy(l->js);
-    natsConnection_Destroy(l->nc);
-}
-
-/* Messages stored in LINE_IN under exactly this subject. */
-static uint64_t line_in_count(line_in *l, const char *subject)
-{
-    jsOptions options;
-    jsOptions_Init(&options);
-    options.Stream.Info.SubjectsFilter = subject;
-    jsStreamInfo *info = NULL;
-    jsErrCode jerr = 0;
-    assert_int_equal(js_GetStreamInfo(&info, l->js, "LINE_IN", &options, &jerr), NATS_OK);
-    uint64_t count = 0;
-    if (info->State.Subjects != NULL)
-        for (int i = 0; i < info->State.Subjects->Count; i++)
-            if (strcmp(info->State.Subjects->List[i].Subject, subject) == 0)
-                count += info->State.Subjects->List[i].Msgs;
-    jsStreamInfo_Destroy(info);
-    return count;
-}
-
-static void subject_for(char *out, size_t size, const char *kind, const char *id)
-{
-    snprintf(out, size, "line.in.%s.%s", kind, id);
-}
-
 /* The last message on subject: its Nats-Msg-Id must be event_id and its payload must be the
  * event object with that id in body. */
 static void expect_stored_event(line_in *l, const char *subject, const char *body,
@@ -301,11 +151,6 @@ static void expect_stored_event(line_in *l, const char *subject, const char *bod
     cJSON_Delete(root);
     cJSON_Delete(stored);
     natsMsg_Destroy(msg);
-}
-
-static const char *shared_nats(void)
-{
-    return testkit_env("ESS_TEST_NATS_URL");
 }
 
 /* ---- the table of single-request cases --------------------------------------------------- */
@@ -670,84 +515,6 @@ ESS_TEST(slow_clients_time_out_and_connections_are_capped)
 
 /* ---- outages: a nats-server of our own ------------------------------------------------- */
 
-typedef struct own_nats {
-    char store[128];
-    char url[64];
-    char port_text[16];
-    int port;
-    int pid;
-} own_nats;
-
-static bool nats_reachable(void *closure)
-{
-    own_nats *n = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, n->url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus s = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return s == NATS_OK;
-}
-
-/* nats-server from ESS_NATS_SERVER, or PATH, or Debian's /usr/sbin (not always on PATH). */
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin",
-             getenv("PATH") ? getenv("PATH") : "");
-    for (char *dir = dirs, *end; dir != NULL; dir = end) {
-        end = strchr(dir, ':');
-        if (end != NULL)
-            *end++ = '\0';
-        snprintf(out, size, "%s/nats-server", dir[0] != '\0' ? dir : ".");
-        if (access(out, X_OK) == 0)
-            return;
-    }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static void own_nats_start(own_nats *n)
-{
-    char binary[512];
-    find_nats_server(binary, sizeof(binary));
-    const char *argv[] = {binary,       "-js", "-a",     "127.0.0.1", "-p",
-                          n->port_text, "-sd", n->store, NULL};
-    n->pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(n->pid > 0);
-    track(n->pid);
-    assert_true(testkit_wait_until(nats_reachable, n, 20000));
-}
-
-static void own_nats_init(own_nats *n)
-{
-    char unique[64];
-    testkit_unique(unique, sizeof(unique));
-    snprintf(n->store, sizeof(n->store), "/tmp/ess-ingress-nats-%s", unique);
-    assert_int_equal(mkdir(n->store, 0700), 0);
-    n->port = testkit_free_port();
-    assert_true(n->port > 0);
-    snprintf(n->port_text, sizeof(n->port_text), "%d", n->port);
-    snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
-    own_nats_start(n);
-}
-
-static void own_nats_remove(own_nats *n)
-{
-    if (n->pid > 0)
-        stop_process(n->pid, 10000);
-    char command[256];
-    snprintf(command, sizeof(command), "rm -rf '%s'", n->store);
-    assert_int_equal(system(command), 0);
-}
-
 /* Three events from two users, the body LINE would redeliver. */
 static void outage_body(char *out, size_t size, const ids *id, bool redelivery)
 {
@@ -788,7 +555,7 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
     outage_body(body, sizeof(body), &id, false);
     outage_body(redelivered, sizeof(redelivered), &id, true);
 
-    stop_process(n.pid, 10000);
+    harness_stop_process(n.pid, 10000);
     n.pid = 0;
     http_answer answer =
         post_raw(&p, "/line/webhook", "x-line-signature", NULL, body, strlen(body));
@@ -888,13 +655,4 @@ ESS_TEST(client_gone_before_the_answer_is_harmless)
     own_nats_remove(&n);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] > 0)
-            stop_process(live_pids[i], 5000);
-    return 0;
-}
-
-ESS_TEST_MAIN(NULL, teardown)
+ESS_TEST_MAIN(NULL, harness_teardown)
