@@ -1,0 +1,119 @@
+#include "testkit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vault.h"
+
+static bool contains(const unsigned char *hay, size_t hay_len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= hay_len; i++)
+        if (memcmp(hay + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+static const char key_a[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+static const char key_b[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+ESS_TEST(seal_then_open_gives_the_value_back)
+{
+    (void)state;
+    vault_keys keys;
+    assert_int_equal(vault_keys_from_base64(key_a, &keys, NULL), ST_OK);
+    unsigned char *sealed = NULL, *again = NULL;
+    size_t sealed_len = 0, again_len = 0;
+    assert_int_equal(vault_seal(&keys, "incident.phone", "0812345678", 10, &sealed, &sealed_len, NULL), ST_OK);
+    assert_int_equal(sealed_len, 10 + VAULT_SEAL_OVERHEAD);
+    assert_false(contains(sealed, sealed_len, "0812345678"));
+    /* A fresh nonce each time: the same value never seals the same way twice. */
+    assert_int_equal(vault_seal(&keys, "incident.phone", "0812345678", 10, &again, &again_len, NULL), ST_OK);
+    assert_memory_not_equal(sealed, again, sealed_len);
+    char *plain = NULL;
+    size_t plain_len = 0;
+    assert_int_equal(vault_open(&keys, "incident.phone", sealed, sealed_len, &plain, &plain_len, NULL), ST_OK);
+    assert_int_equal(plain_len, 10);
+    assert_string_equal(plain, "0812345678");
+    free(plain);
+    free(sealed);
+    free(again);
+}
+
+ESS_TEST(tampering_other_key_or_context_do_not_open)
+{
+    (void)state;
+    vault_keys keys, other;
+    assert_int_equal(vault_keys_from_base64(key_a, &keys, NULL), ST_OK);
+    assert_int_equal(vault_keys_from_base64(key_b, &other, NULL), ST_OK);
+    unsigned char *sealed = NULL;
+    size_t len = 0;
+    char *plain = NULL;
+    size_t plain_len = 0;
+    st_error err = {0};
+    assert_int_equal(vault_seal(&keys, "incident.phone", "0812345678", 10, &sealed, &len, NULL), ST_OK);
+    assert_int_equal(vault_open(&other, "incident.phone", sealed, len, &plain, &plain_len, &err), ST_INVALID);
+    assert_null(strstr(err.message, "0812345678"));
+    assert_int_equal(vault_open(&keys, "reporter.id", sealed, len, &plain, &plain_len, NULL), ST_INVALID);
+    for (size_t i = 0; i < len; i++) {
+        sealed[i] ^= 0x01;
+        assert_int_equal(vault_open(&keys, "incident.phone", sealed, len, &plain, &plain_len, NULL), ST_INVALID);
+        sealed[i] ^= 0x01;
+    }
+    assert_int_equal(vault_open(&keys, "incident.phone", sealed, 5, &plain, &plain_len, NULL), ST_INVALID);
+    free(sealed);
+}
+
+ESS_TEST(keys_must_be_32_bytes_of_base64)
+{
+    (void)state;
+    vault_keys keys;
+    assert_int_equal(vault_keys_from_base64("c2hvcnQ=", &keys, NULL), ST_INVALID);
+    assert_int_equal(vault_keys_from_base64("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!=", &keys, NULL), ST_INVALID);
+    assert_int_equal(vault_keys_from_base64(NULL, &keys, NULL), ST_INVALID);
+    char with_newline[64];
+    snprintf(with_newline, sizeof(with_newline), "%s\n", key_a);
+    assert_int_equal(vault_keys_from_base64(with_newline, &keys, NULL), ST_OK);
+    /* Encryption and look-up keys differ. */
+    assert_memory_not_equal(keys.encrypt, keys.lookup, VAULT_KEY_BYTES);
+    vault_keys_wipe(&keys);
+    unsigned char zero[VAULT_KEY_BYTES] = {0};
+    assert_memory_equal(keys.encrypt, zero, VAULT_KEY_BYTES);
+}
+
+ESS_TEST(lookup_hash_is_stable_and_keyed)
+{
+    (void)state;
+    vault_keys keys, other;
+    assert_int_equal(vault_keys_from_base64(key_a, &keys, NULL), ST_OK);
+    assert_int_equal(vault_keys_from_base64(key_b, &other, NULL), ST_OK);
+    unsigned char h1[VAULT_HASH_BYTES], h2[VAULT_HASH_BYTES], h3[VAULT_HASH_BYTES], h4[VAULT_HASH_BYTES];
+    vault_lookup_hash(&keys, "reporter", "U4af4980629a0b1c2d3e4f5a6b7c8d9e0", h1);
+    vault_lookup_hash(&keys, "reporter", "U4af4980629a0b1c2d3e4f5a6b7c8d9e0", h2);
+    vault_lookup_hash(&other, "reporter", "U4af4980629a0b1c2d3e4f5a6b7c8d9e0", h3);
+    vault_lookup_hash(&keys, "group", "U4af4980629a0b1c2d3e4f5a6b7c8d9e0", h4);
+    assert_memory_equal(h1, h2, VAULT_HASH_BYTES);
+    assert_memory_not_equal(h1, h3, VAULT_HASH_BYTES);
+    assert_memory_not_equal(h1, h4, VAULT_HASH_BYTES);
+}
+
+ESS_TEST(uuid_from_name_is_deterministic_version_5)
+{
+    (void)state;
+    char a[VAULT_UUID_TEXT], b[VAULT_UUID_TEXT], c[VAULT_UUID_TEXT];
+    vault_uuid_from_name("ess.retry-key", "cmd-1", a);
+    vault_uuid_from_name("ess.retry-key", "cmd-1", b);
+    vault_uuid_from_name("ess.retry-key", "cmd-2", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[8], '-');
+    assert_int_equal(a[13], '-');
+    assert_int_equal(a[14], '5');
+    assert_true(strchr("89ab", a[19]) != NULL);
+    for (size_t i = 0; i < 36; i++)
+        assert_true(a[i] == '-' || strchr("0123456789abcdef", a[i]) != NULL);
+}
+
+ESS_TEST_MAIN(NULL, NULL)
