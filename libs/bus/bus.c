@@ -1338,8 +1338,101 @@ static void dead_letter_and_term(bus_consumer *consumer, natsMsg *msg, const bus
         count(&consumer->terminated);
 }
 
-static void handle_message(bus_consumer *consumer, natsMsg *msg)
+/* What a held delivery owns: the message (its data backs the delivery's pointers). */
+struct bus_held {
+    bus_consumer *consumer;
+    natsMsg *msg;
+    bus_delivery delivery;
+};
+
+/* The per-message context a handler's delivery points to while it runs. */
+typedef struct delivery_context {
+    bus_consumer *consumer;
+    natsMsg **msg_slot; /* set to NULL when held: the poll loop then does not free it */
+    bus_held *held;
+} delivery_context;
+
+st_code bus_hold(const bus_delivery *delivery, bus_held **ret_held, st_error *err)
 {
+    delivery_context *context = delivery != NULL ? delivery->internal_ : NULL;
+    if (context == NULL || *context->msg_slot == NULL || ret_held == NULL)
+        return st_fail(err, ST_INVALID, "bus: hold: only once, inside a handler call");
+    bus_held *held = calloc(1, sizeof(*held));
+    if (held == NULL)
+        return st_fail(err, ST_NOMEM, "bus: hold: out of memory");
+    held->consumer = context->consumer;
+    held->msg = *context->msg_slot;
+    held->delivery = *delivery;
+    held->delivery.internal_ = NULL;
+    *context->msg_slot = NULL;
+    context->held = held;
+    *ret_held = held;
+    return ST_OK;
+}
+
+const bus_delivery *bus_held_delivery(const bus_held *held)
+{
+    return held != NULL ? &held->delivery : NULL;
+}
+
+static void settle(bus_consumer *consumer, natsMsg *msg, const bus_delivery *delivery,
+                   bus_outcome *outcome);
+
+void bus_settle(bus_held *held, const bus_outcome *outcome)
+{
+    if (held == NULL)
+        return;
+    bus_outcome copy;
+    if (outcome != NULL) {
+        copy = *outcome;
+    } else {
+        memset(&copy, 0, sizeof(copy));
+        copy.verdict = BUS_RETRY;
+    }
+    copy.reason[sizeof(copy.reason) - 1] = '\0';
+    if (copy.verdict == BUS_DEFER)
+        copy.verdict = BUS_RETRY; /* cannot defer twice: let it come back */
+    settle(held->consumer, held->msg, &held->delivery, &copy);
+    natsMsg_Destroy(held->msg);
+    free(held);
+}
+
+st_code bus_held_in_progress(bus_held *held, st_error *err)
+{
+    if (held == NULL)
+        return st_fail(err, ST_INVALID, "bus: in progress: no held delivery");
+    natsStatus s = natsMsg_InProgress(held->msg, NULL);
+    if (s != NATS_OK)
+        return st_fail(err, ST_UNAVAILABLE, "bus: in progress: %s", natsStatus_GetText(s));
+    return ST_OK;
+}
+
+static void settle(bus_consumer *consumer, natsMsg *msg, const bus_delivery *delivery,
+                   bus_outcome *outcome)
+{
+    bool limited = consumer->def.max_deliver != -1;
+    uint64_t max_deliver = limited ? (uint64_t)consumer->def.max_deliver : 0;
+    switch (outcome->verdict) {
+    case BUS_DONE:
+        if (natsMsg_Ack(msg, NULL) == NATS_OK)
+            count(&consumer->acked);
+        break;
+    case BUS_REJECT:
+        dead_letter_and_term(consumer, msg, delivery, outcome->reason);
+        break;
+    case BUS_RETRY:
+    default: /* an unknown verdict is treated as the safe one */
+        if (limited && delivery->delivered >= max_deliver)
+            dead_letter_and_term(consumer, msg, delivery, outcome->reason);
+        else
+            nak(consumer, msg, outcome->retry_delay_ms);
+        break;
+    }
+}
+
+static void handle_message(bus_consumer *consumer, natsMsg **msg_slot)
+{
+    natsMsg *msg = *msg_slot;
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
         /* Not a JetStream delivery (cannot happen on a bound pull subscription): nothing to
@@ -1361,6 +1454,8 @@ static void handle_message(bus_consumer *consumer, natsMsg *msg)
         .timestamp_ns = meta->Timestamp,
         .max_deliver = consumer->def.max_deliver,
     };
+    delivery_context context = {.consumer = consumer, .msg_slot = msg_slot, .held = NULL};
+    delivery.internal_ = &context;
     bool limited = consumer->def.max_deliver != -1;
     uint64_t max_deliver = limited ? (uint64_t)consumer->def.max_deliver : 0;
     bus_outcome outcome;
@@ -1380,22 +1475,15 @@ static void handle_message(bus_consumer *consumer, natsMsg *msg)
         outcome.reason[sizeof(outcome.reason) - 1] = '\0';
     }
 
-    switch (outcome.verdict) {
-    case BUS_DONE:
-        if (natsMsg_Ack(msg, NULL) == NATS_OK)
-            count(&consumer->acked);
-        break;
-    case BUS_REJECT:
-        dead_letter_and_term(consumer, msg, &delivery, outcome.reason);
-        break;
-    case BUS_RETRY:
-    default: /* an unknown verdict is treated as the safe one */
-        if (limited && delivery.delivered >= max_deliver)
-            dead_letter_and_term(consumer, msg, &delivery, outcome.reason);
-        else
-            nak(consumer, msg, outcome.retry_delay_ms);
-        break;
+    if (context.held != NULL) {
+        /* Held: the holder settles it. A handler that held but did not say BUS_DEFER has
+         * still given the message away; its verdict is ignored. */
+        jsMsgMetaData_Destroy(meta);
+        return;
     }
+    if (outcome.verdict == BUS_DEFER)
+        outcome.verdict = BUS_RETRY; /* deferred without holding: let it come back */
+    settle(consumer, msg, &delivery, &outcome);
     jsMsgMetaData_Destroy(meta);
 }
 
@@ -1429,7 +1517,7 @@ st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms, si
         goto cleanup;
     }
     for (int i = 0; i < list.Count; i++)
-        handle_message(consumer, list.Msgs[i]);
+        handle_message(consumer, &list.Msgs[i]);
     /* Acks, naks and terms are fire-and-forget publishes: push them out before returning, so
      * a service that stops after this poll (drain, crash) has not left them in a buffer. A
      * failure only means redelivery after ack_wait, which handlers tolerate. */

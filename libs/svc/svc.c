@@ -494,7 +494,18 @@ static void *consumer_main(void *arg)
     int failures = 0;
     while (!atomic_load(&s->stop_requested)) {
         size_t handled = 0;
-        st_code status = bus_consumer_poll(consumer, batch, 500, &handled, &err);
+        int room = batch;
+        if (spec->capacity != NULL) {
+            room = spec->capacity(s->def->closure);
+            if (room <= 0) {
+                if (wait_for_stop(s, 20))
+                    break;
+                continue;
+            }
+            if (room > batch)
+                room = batch;
+        }
+        st_code status = bus_consumer_poll(consumer, room, 500, &handled, &err);
         bus_consumer_stats now = {0};
         bus_consumer_get_stats(consumer, &now);
         met_counter_add(acked, now.acked - last.acked);

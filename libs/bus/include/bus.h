@@ -147,7 +147,7 @@ void bus_batch_destroy(bus_batch *batch); /* accepts NULL */
 /* ---- consuming --------------------------------------------------------------------------- */
 
 typedef struct bus_delivery {
-    const char *subject;   /* borrowed for the handler call */
+    const char *subject;   /* borrowed for the handler call (or until settled when held) */
     const char *data;      /* borrowed; NUL-terminated copy is NOT guaranteed: use len */
     size_t len;
     const char *msg_id;    /* Nats-Msg-Id header or "" */
@@ -155,12 +155,14 @@ typedef struct bus_delivery {
     uint64_t delivered;    /* 1 on first delivery */
     int64_t timestamp_ns;  /* when the stream stored it */
     int max_deliver;       /* from the consumer's definition */
+    void *internal_;       /* the library's; do not touch */
 } bus_delivery;
 
 typedef enum bus_verdict {
     BUS_DONE,   /* processed (or nothing to do): ack */
     BUS_RETRY,  /* transient failure: nak with retry_delay_ms; dead-letter on last delivery */
     BUS_REJECT, /* poison (will never succeed): dead-letter now with reason, then term */
+    BUS_DEFER,  /* the handler took the delivery with bus_hold and settles it later */
 } bus_verdict;
 
 typedef struct bus_outcome {
@@ -187,6 +189,23 @@ st_code bus_consumer_create(bus *b, const bus_consumer_def *def, const char *ser
 st_code bus_consumer_poll(bus_consumer *consumer, int batch, int64_t wait_ms,
                           size_t *ret_handled, st_error *err);
 void bus_consumer_destroy(bus_consumer *consumer); /* accepts NULL; unsubscribes, keeps durable */
+
+/* Deferred settlement, for services whose answer comes later (the notifier waits for LINE,
+ * the audit writes a batch in one transaction). During the handler call, bus_hold takes the
+ * delivery (its data stays valid until settled) and the handler returns BUS_DEFER; later,
+ * from any thread, bus_settle applies an outcome exactly as a returned verdict would (ack,
+ * nak with delay, dead-letter) and frees the held delivery. Until settled, JetStream
+ * redelivers the message after ack_wait: settle (or BUS_RETRY) well before it. The consumer
+ * must outlive its held deliveries. */
+typedef struct bus_held bus_held;
+/* Only inside a handler call, on the delivery it was given. Caller owns *ret_held. */
+st_code bus_hold(const bus_delivery *delivery, bus_held **ret_held, st_error *err);
+/* The held delivery (borrowed until bus_settle). */
+const bus_delivery *bus_held_delivery(const bus_held *held);
+/* Applies outcome (BUS_DONE / BUS_RETRY / BUS_REJECT) and frees held. Thread-safe. */
+void bus_settle(bus_held *held, const bus_outcome *outcome);
+/* Tells JetStream the message is still being worked on (resets its ack_wait). */
+st_code bus_held_in_progress(bus_held *held, st_error *err);
 
 /* Counts since creation (metrics, tests). */
 typedef struct bus_consumer_stats {

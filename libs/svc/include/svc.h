@@ -60,6 +60,10 @@ typedef struct svc_consumer_spec {
     bus_handler_fn handler;
     int batch;             /* messages per fetch; 0 = 16 */
     int threads;           /* polling threads; 0 = 1 (each its own db handle if needs_pg) */
+    /* Back-pressure for handlers that hold deliveries (BUS_DEFER): how many more messages
+     * the service can take now. The runtime fetches at most that many, and none while it is
+     * 0 (it asks again shortly). NULL = always `batch`. Called on the polling thread. */
+    int (*capacity)(void *closure);
 } svc_consumer_spec;
 
 /* A readiness check beyond NATS/PostgreSQL (e.g. "streams present"); called from the health

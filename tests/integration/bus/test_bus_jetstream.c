@@ -5,6 +5,7 @@
  * what the server really stored (headers, configs, pending counts). */
 #include "testkit.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -984,6 +985,112 @@ ESS_TEST(reconnects_forever_and_reports_the_link)
     testkit_stop(server.pid, SIGTERM, 5000);
     char *rm_argv[] = {"/bin/rm", "-rf", server.store, NULL};
     testkit_run((const char *const *)rm_argv, NULL, 10000, NULL);
+}
+
+/* ---- deferred settlement ------------------------------------------------------------------ */
+
+typedef struct holder {
+    bus_held *held[8];
+    int count;
+    char body[8][64];
+} holder;
+
+static void hold_everything(const bus_delivery *delivery, bus_outcome *outcome, void *closure)
+{
+    holder *h = closure;
+    st_error err = {0};
+    if (h->count >= 8 || bus_hold(delivery, &h->held[h->count], &err) != ST_OK) {
+        outcome->verdict = BUS_RETRY;
+        return;
+    }
+    snprintf(h->body[h->count], sizeof(h->body[h->count]), "%.*s", (int)delivery->len,
+             delivery->data);
+    h->count++;
+    outcome->verdict = BUS_DEFER;
+}
+
+typedef struct settle_args {
+    bus_held *held;
+    bus_outcome outcome;
+} settle_args;
+
+static void *settle_elsewhere(void *arg)
+{
+    settle_args *a = arg;
+    bus_settle(a->held, &a->outcome);
+    return NULL;
+}
+
+typedef struct hold_poller {
+    bus_consumer *consumer;
+    holder *h;
+    int want;
+} hold_poller;
+
+static bool poll_until_held(void *closure)
+{
+    hold_poller *p = closure;
+    size_t handled = 0;
+    st_error err = {0};
+    if (bus_consumer_poll(p->consumer, 4, 1000, &handled, &err) != ST_OK)
+        fail_msg("poll: %s", err.message);
+    return p->h->count >= p->want;
+}
+
+ESS_TEST(held_deliveries_settle_later_from_another_thread)
+{
+    (void)state;
+    fixture fx;
+    fixture_open(&fx);
+    ensure_streams(&fx);
+    st_error err = {0};
+    bus_consumer_def def = make_consumer(&fx, "holder", 5);
+    ensure_ok(bus_ensure_consumer(fx.b, &def, &err), &err, "consumer");
+    holder h = {0};
+    bus_consumer *consumer = NULL;
+    ensure_ok(bus_consumer_create(fx.b, &def, "tester", hold_everything, &h, &consumer, &err),
+              &err, "consumer create");
+    publish_ok(&fx, fx.in_subject, "{\"n\":1}", "hold-1");
+    publish_ok(&fx, fx.in_subject, "{\"n\":2}", "hold-2");
+    hold_poller p = {.consumer = consumer, .h = &h, .want = 2};
+    assert_true(testkit_wait_until(poll_until_held, &p, 10000));
+    assert_int_equal(h.count, 2);
+    /* Held, not settled: the server still waits for both. */
+    assert_int_equal(raw_ack_pending(&fx, "holder"), 2);
+    /* The held data outlives the poll that fetched it. */
+    const bus_delivery *second = bus_held_delivery(h.held[1]);
+    assert_int_equal(second->len, strlen("{\"n\":2}"));
+    assert_memory_equal(second->data, "{\"n\":2}", second->len);
+    assert_string_equal(second->msg_id, "hold-2");
+    assert_int_equal(bus_held_in_progress(h.held[0], &err), ST_OK);
+
+    /* Settle the first as done and the second as a retry, from another thread. */
+    settle_args first = {.held = h.held[0], .outcome = {.verdict = BUS_DONE}};
+    settle_args retry = {.held = h.held[1], .outcome = {.verdict = BUS_RETRY, .retry_delay_ms = 0}};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, settle_elsewhere, &first);
+    pthread_create(&t2, NULL, settle_elsewhere, &retry);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+
+    /* Only the retried one comes back. */
+    p.want = 3;
+    assert_true(testkit_wait_until(poll_until_held, &p, 10000));
+    assert_string_equal(h.body[2], "{\"n\":2}");
+    assert_int_equal(bus_held_delivery(h.held[2])->delivered, 2);
+    bus_outcome done = {.verdict = BUS_DONE};
+    bus_settle(h.held[2], &done);
+    assert_settles(&fx, "holder");
+    bus_consumer_stats stats;
+    bus_consumer_get_stats(consumer, &stats);
+    assert_int_equal(stats.acked, 2);
+    assert_int_equal(stats.naked, 1);
+    /* Holding outside a handler call is refused. */
+    bus_held *stray = NULL;
+    bus_delivery fake = {0};
+    assert_int_equal(bus_hold(&fake, &stray, &err), ST_INVALID);
+    bus_consumer_destroy(consumer);
+    fixture_close(&fx);
 }
 
 ESS_TEST_MAIN(NULL, NULL)
