@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <curl/curl.h>
+#include <libpq-fe.h>
 
 int testkit_main(const struct CMUnitTest *tests, size_t count, const char *const *names,
                  CMFixtureFunction setup, CMFixtureFunction teardown, int argc, char **argv)
@@ -280,4 +281,66 @@ char *testkit_read_file(const char *path)
     fclose(f);
     text[len] = '\0';
     return text;
+}
+
+/* Builds the DSN of database `name` on the server of ESS_TEST_PG_DSN (a URI). */
+static void dsn_for(const char *name, char *out, size_t out_size)
+{
+    const char *base = testkit_env("ESS_TEST_PG_DSN");
+    const char *scheme_end = strstr(base, "://");
+    if (scheme_end == NULL)
+        fail_msg("ESS_TEST_PG_DSN must be a postgresql:// URI");
+    const char *path = strchr(scheme_end + 3, '/');
+    size_t prefix = path != NULL ? (size_t)(path - base) : strlen(base);
+    const char *query = path != NULL ? strchr(path, '?') : NULL;
+    snprintf(out, out_size, "%.*s/%s%s", (int)prefix, base, name, query != NULL ? query : "");
+}
+
+static void admin_exec(const char *sql)
+{
+    PGconn *conn = PQconnectdb(testkit_env("ESS_TEST_PG_DSN"));
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("cannot reach the test PostgreSQL: %s", PQerrorMessage(conn));
+    PGresult *result = PQexec(conn, sql);
+    if (PQresultStatus(result) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(result);
+    PQfinish(conn);
+}
+
+void testkit_fresh_database(bool migrate, char *dsn_out, size_t dsn_size)
+{
+    char name[64], sql[160];
+    testkit_unique(name, sizeof(name));
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    admin_exec(sql);
+    dsn_for(name, dsn_out, dsn_size);
+    if (!migrate)
+        return;
+    char essctl[512], env_dsn[1024];
+    snprintf(essctl, sizeof(essctl), "%s/essctl", testkit_bin_dir());
+    snprintf(env_dsn, sizeof(env_dsn), "ESS_PG_DSN=%s", dsn_out);
+    const char *argv[] = {essctl, "db", "migrate", NULL};
+    const char *env[] = {env_dsn, NULL};
+    char *output = NULL;
+    int code = testkit_run(argv, env, 60000, &output);
+    if (code != 0)
+        fail_msg("essctl db migrate exited %d: %s", code, output);
+    free(output);
+}
+
+void testkit_drop_database(const char *dsn)
+{
+    const char *slash = strrchr(dsn, '/');
+    if (slash == NULL)
+        return;
+    char name[128];
+    size_t len = strcspn(slash + 1, "?");
+    if (len == 0 || len >= sizeof(name))
+        return;
+    memcpy(name, slash + 1, len);
+    name[len] = '\0';
+    char sql[200];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    admin_exec(sql);
 }

@@ -81,6 +81,12 @@ int testkit_http(const char *method, const char *url, const char *const *headers
 /* Reads a whole file into a heap string (caller frees); NULL when unreadable. */
 char *testkit_read_file(const char *path);
 
+/* A new, empty PostgreSQL database on the ESS_TEST_PG_DSN server, named after
+ * testkit_unique(); with migrate, `essctl db migrate` has been applied to it. Writes its DSN
+ * (a URI) into dsn_out. Fails the test on any problem. Drop it with testkit_drop_database. */
+void testkit_fresh_database(bool migrate, char *dsn_out, size_t dsn_size);
+void testkit_drop_database(const char *dsn);
+
 /* Directory holding built binaries (build/bin), from ESS_BIN_DIR set by CTest. */
 const char *testkit_bin_dir(void);
 
