@@ -24,7 +24,7 @@
 #include "ess_test_list.h"
 #endif
 
-#define ESS_TEST(name) static void name(void **state)
+#define ESS_TEST(name) static void name(void **state __attribute__((unused)))
 
 #define ESS_TEST_ENTRY_(name) cmocka_unit_test(name),
 #define ESS_TEST_NAME_(name) #name,
