@@ -1164,6 +1164,11 @@ struct bus_consumer {
     bus_handler_fn handler;
     void *closure;
     atomic_uint_least64_t acked, naked, dead_lettered, terminated;
+    /* Held deliveries ack through the subscription: bus_consumer_destroy while some are
+     * outstanding only marks the consumer, and the last bus_settle frees it. */
+    pthread_mutex_t lifetime_lock;
+    size_t held_count;
+    bool destroy_requested;
 };
 
 static bool service_name_valid(const char *name)
@@ -1203,6 +1208,7 @@ st_code bus_consumer_create(bus *b, const bus_consumer_def *def, const char *ser
         code = st_fail(err, ST_NOMEM, "bus: consumer: out of memory");
         goto cleanup;
     }
+    pthread_mutex_init(&consumer->lifetime_lock, NULL);
     consumer->owner = b;
     consumer->def = *def;
     memcpy(consumer->service, service_name, strlen(service_name) + 1);
@@ -1233,13 +1239,24 @@ cleanup:
     return code;
 }
 
+static void consumer_free(bus_consumer *consumer)
+{
+    /* Destroy (not Unsubscribe): removes interest and frees, keeps the durable. */
+    natsSubscription_Destroy(consumer->sub);
+    pthread_mutex_destroy(&consumer->lifetime_lock);
+    free(consumer);
+}
+
 void bus_consumer_destroy(bus_consumer *consumer)
 {
     if (consumer == NULL)
         return;
-    /* Destroy (not Unsubscribe): removes interest and frees, keeps the durable. */
-    natsSubscription_Destroy(consumer->sub);
-    free(consumer);
+    pthread_mutex_lock(&consumer->lifetime_lock);
+    consumer->destroy_requested = true;
+    bool free_now = consumer->held_count == 0;
+    pthread_mutex_unlock(&consumer->lifetime_lock);
+    if (free_now)
+        consumer_free(consumer);
 }
 
 void bus_consumer_get_stats(const bus_consumer *consumer, bus_consumer_stats *ret_stats)
@@ -1363,6 +1380,9 @@ st_code bus_hold(const bus_delivery *delivery, bus_held **ret_held, st_error *er
     bus_held *held = calloc(1, sizeof(*held));
     if (held == NULL)
         return st_fail(err, ST_NOMEM, "bus: hold: out of memory");
+    pthread_mutex_lock(&context->consumer->lifetime_lock);
+    context->consumer->held_count++;
+    pthread_mutex_unlock(&context->consumer->lifetime_lock);
     held->consumer = context->consumer;
     held->msg = *context->msg_slot;
     held->delivery = *delivery;
@@ -1395,9 +1415,16 @@ void bus_settle(bus_held *held, const bus_outcome *outcome)
     copy.reason[sizeof(copy.reason) - 1] = '\0';
     if (copy.verdict == BUS_DEFER)
         copy.verdict = BUS_RETRY; /* cannot defer twice: let it come back */
-    settle(held->consumer, held->msg, &held->delivery, &copy);
+    bus_consumer *consumer = held->consumer;
+    settle(consumer, held->msg, &held->delivery, &copy);
     natsMsg_Destroy(held->msg);
     free(held);
+    pthread_mutex_lock(&consumer->lifetime_lock);
+    consumer->held_count--;
+    bool free_now = consumer->destroy_requested && consumer->held_count == 0;
+    pthread_mutex_unlock(&consumer->lifetime_lock);
+    if (free_now)
+        consumer_free(consumer);
 }
 
 st_code bus_held_in_progress(bus_held *held, st_error *err)

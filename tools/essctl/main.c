@@ -10,7 +10,24 @@
 /* X(words, handler, options usage, help) */
 #define ESSCTL_COMMANDS(X)                                                                         \
     X("db migrate", essctl_db_migrate, "", "apply pending database migrations")                    \
-    X("db status", essctl_db_status, "[--json]", "list migrations: applied, pending, changed")
+    X("db status", essctl_db_status, "[--json]", "list migrations: applied, pending, changed") \
+    X("geo import", essctl_geo_import, "[--data DIR] [--force] [--replace-stations]",          \
+      "load provinces, districts, tambons, stations and jurisdictions from deploy/data/geo")     \
+    X("geo locate", essctl_geo_locate, "LAT LON [--json] [--data DIR]",                          \
+      "the georouter's decision for a point: area, stations, target teams")                      \
+    X("stations import", essctl_stations_import, "FILE.csv [--dry-run]",                        \
+      "replace the police station directory (validates every row first)")                       \
+    X("team add", essctl_team_add,                                                               \
+      "--name N --province TH50|--national --group G [--station ID] [--agency A,B] [--kind K]",  \
+      "add a team and its LINE group(s)")                                                        \
+    X("team list", essctl_team_list, "[--json] [--all]", "the teams and their LINE groups")     \
+    X("team remove", essctl_team_remove, "NAME | --id ID", "deactivate a team")                 \
+    X("audit verify", essctl_audit_verify, "[--from SEQ] [--head-file PATH] [--json]",          \
+      "recompute the audit hash chain; name the first broken row (exit 1)")                     \
+    X("audit show", essctl_audit_show, "--incident CASE [--json]",                              \
+      "the whole history of a case from the audit log")                                         \
+    X("retention run", essctl_retention_run, "[--days N]",                                      \
+      "erase phone numbers and reporter LINE ids of incidents closed > ESS_PII_RETENTION_DAYS")
 
 #define DECLARE_HANDLER(words, handler, usage, help)                                               \
     int handler(const essctl_command *command, int argc, char **argv);

@@ -581,5 +581,8 @@ apply_fault:
             response->drop = true;
     }
 done:
+    /* A platform's own latency (settings latencyMs): the answer waits, the request is served. */
+    if (app->latency_ms > 0 && response->hang_ms == 0 && !response->drop)
+        response->hang_ms = app->latency_ms;
     cJSON_Delete(root);
 }

@@ -79,6 +79,7 @@ typedef struct emu_app {
     emu_ulid_gen ulid;
     emu_faults faults;
     emu_rate rate;
+    int64_t latency_ms;       /* every Messaging API answer waits this long (benchmarks) */
     int64_t (*wall_ms)(void); /* replaceable clocks (tests) */
     int64_t (*mono_ns)(void);
 } emu_app;

@@ -883,6 +883,7 @@ static cJSON *settings_json(emu_app *app)
     if (root == NULL)
         return NULL;
     cJSON_AddNumberToObject(root, "rateLimit", app->rate.per_second);
+    cJSON_AddNumberToObject(root, "latencyMs", (double)app->latency_ms);
     cJSON_AddNumberToObject(root, "replyTokenTtlMs", (double)app->config.reply_token_ttl_ms);
     cJSON_AddNumberToObject(root, "retryKeyTtlMs", (double)app->config.retry_key_ttl_ms);
     cJSON_AddStringToObject(root, "botUserId", app->bot_user_id);
@@ -897,6 +898,7 @@ static void change_settings(control_call *call)
     const cJSON *redelivery = arg(call->body, "redelivery");
     const cJSON *rate = arg(call->body, "rateLimit");
     const cJSON *corrupt = arg(call->body, "corruptSignatures");
+    const cJSON *latency = arg(call->body, "latencyMs");
     emu_escape_mode escape = EMU_ESCAPE_SOMETIMES;
     if (bad ||
         (url != NULL && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
@@ -905,10 +907,13 @@ static void change_settings(control_call *call)
         (rate != NULL &&
          (!cJSON_IsNumber(rate) || rate->valuedouble < 1 || rate->valuedouble > EMU_RATE_MAX)) ||
         (corrupt != NULL && (!cJSON_IsNumber(corrupt) || corrupt->valuedouble < 0 ||
-                             corrupt->valuedouble > 1000000))) {
+                             corrupt->valuedouble > 1000000)) ||
+        (latency != NULL && (!cJSON_IsNumber(latency) || latency->valuedouble < 0 ||
+                             latency->valuedouble > 60000))) {
         fail(call->response, 400,
              "settings: webhookUrl (http/https), redelivery (bool), escapeNonAscii (never, "
-             "sometimes, always), rateLimit (1..%d), corruptSignatures (0..1000000)",
+             "sometimes, always), rateLimit (1..%d), corruptSignatures (0..1000000), "
+             "latencyMs (0..60000)",
              EMU_RATE_MAX);
         return;
     }
@@ -924,6 +929,8 @@ static void change_settings(control_call *call)
         emu_rate_set(&call->app->rate, (int64_t)rate->valuedouble, call->app->mono_ns());
     if (corrupt != NULL)
         emu_delivery_corrupt_signatures(call->app->delivery, (int)corrupt->valuedouble);
+    if (latency != NULL)
+        call->app->latency_ms = (int64_t)latency->valuedouble;
     answer(call->response, 200, settings_json(call->app));
 }
 

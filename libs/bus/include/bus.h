@@ -195,8 +195,9 @@ void bus_consumer_destroy(bus_consumer *consumer); /* accepts NULL; unsubscribes
  * delivery (its data stays valid until settled) and the handler returns BUS_DEFER; later,
  * from any thread, bus_settle applies an outcome exactly as a returned verdict would (ack,
  * nak with delay, dead-letter) and frees the held delivery. Until settled, JetStream
- * redelivers the message after ack_wait: settle (or BUS_RETRY) well before it. The consumer
- * must outlive its held deliveries. */
+ * redelivers the message after ack_wait: settle (or BUS_RETRY) well before it. The bus must
+ * outlive held deliveries; the consumer need not: bus_consumer_destroy with deliveries still
+ * held stops the consumer's use and frees it when the last of them is settled. */
 typedef struct bus_held bus_held;
 /* Only inside a handler call, on the delivery it was given. Caller owns *ret_held. */
 st_code bus_hold(const bus_delivery *delivery, bus_held **ret_held, st_error *err);

@@ -1093,4 +1093,29 @@ ESS_TEST(held_deliveries_settle_later_from_another_thread)
     fixture_close(&fx);
 }
 
+/* A service stops its consumer threads before its senders finish: a delivery held when the
+ * consumer is destroyed still settles (the consumer is freed by the last settle). */
+ESS_TEST(held_delivery_settles_after_its_consumer_is_destroyed)
+{
+    fixture fx;
+    fixture_open(&fx);
+    ensure_streams(&fx);
+    st_error err = {0};
+    bus_consumer_def def = make_consumer(&fx, "outlived", 5);
+    ensure_ok(bus_ensure_consumer(fx.b, &def, &err), &err, "consumer");
+    holder h = {0};
+    bus_consumer *consumer = NULL;
+    ensure_ok(bus_consumer_create(fx.b, &def, "tester", hold_everything, &h, &consumer, &err),
+              &err, "consumer create");
+    publish_ok(&fx, fx.in_subject, "{\"n\":1}", "outlived-1");
+    hold_poller p = {.consumer = consumer, .h = &h, .want = 1};
+    assert_true(testkit_wait_until(poll_until_held, &p, 10000));
+    bus_consumer_destroy(consumer);
+    assert_int_equal(bus_held_in_progress(h.held[0], &err), ST_OK);
+    bus_outcome done = {.verdict = BUS_DONE};
+    bus_settle(h.held[0], &done);
+    assert_settles(&fx, "outlived");
+    fixture_close(&fx);
+}
+
 ESS_TEST_MAIN(NULL, NULL)

@@ -25,7 +25,8 @@ for executable in $executables; do
   binary=$OPS_TMP/build/bin/$executable
   check "$executable is built into bin/" test -x "$binary"
   while read -r library; do
-    path=$(ldconfig -p | awk -v lib="$library" '$1 == lib { print $NF; exit }')
+    # awk reads to the end: an early exit would SIGPIPE ldconfig, fatal under pipefail.
+    path=$(ldconfig -p | awk -v lib="$library" '$1 == lib && !found { print $NF; found = 1 }')
     [[ -n "$path" ]] || fail "$executable needs $library, which ldconfig does not know"
     # usrmerge: dpkg may know the file under /lib or /usr/lib.
     package=$(dpkg -S "$path" 2>/dev/null || dpkg -S "${path#/usr}" 2>/dev/null ||

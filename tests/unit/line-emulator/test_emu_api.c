@@ -494,6 +494,33 @@ ESS_TEST(rate_limit_answers_429)
     done(&refilled);
 }
 
+/* latencyMs (benchmarks): every API answer waits, control answers do not; a hang fault's own
+ * delay wins. */
+ESS_TEST(latency_setting_delays_api_answers)
+{
+    emu_app *app = fresh(state);
+    answer bad = control(app, "PUT", "/_emulator/settings", "{\"latencyMs\":-1}");
+    expect(&bad, 400, NULL);
+    done(&bad);
+    answer setting = control(app, "PUT", "/_emulator/settings", "{\"latencyMs\":50}");
+    expect(&setting, 200, NULL);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(setting.json, "latencyMs")->valueint, 50);
+    assert_int_equal(setting.hang_ms, 0);
+    done(&setting);
+    const char *path = "/v2/bot/profile/U0123456789abcdef0123456789abcdef";
+    answer slow = api(app, "GET", path, NULL, NULL);
+    expect(&slow, 404, NULL);
+    assert_int_equal(slow.hang_ms, 50);
+    done(&slow);
+    answer fault = control(app, "POST", "/_emulator/faults",
+                           "{\"endpoint\":\"profile\",\"kind\":\"hang\",\"hangMs\":7}");
+    expect(&fault, 201, NULL);
+    done(&fault);
+    answer hung = api(app, "GET", path, NULL, NULL);
+    assert_int_equal(hung.hang_ms, 7);
+    done(&hung);
+}
+
 ESS_TEST(profiles_and_groups)
 {
     emu_app *app = fresh(state);
