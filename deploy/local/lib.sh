@@ -330,6 +330,13 @@ ess_pg_admin() {
     -U postgres -d postgres "$@"
 }
 
+# ess_pg_admin_dsn DIR PORT DATABASE: a libpq connection string (key=value) for the superuser
+# over the private socket, for a tool that needs it (essctl db login-role). DIR passed
+# ess_check_path, so it needs no quoting.
+ess_pg_admin_dsn() {
+  printf 'host=%s port=%s dbname=%s user=postgres\n' "$1/socket" "$2" "$3"
+}
+
 # ess_pg_ensure_role_db DIR PORT ROLE PASSWORD DATABASE [SUPERUSER]
 #   Creates the login ROLE (password PASSWORD, none when empty; superuser when the sixth
 #   argument is "superuser") and DATABASE owned by it, when missing. Idempotent.

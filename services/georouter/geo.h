@@ -345,10 +345,13 @@ const char *geo_reason_name(geo_reason reason);
 /* The groups to notify, in escalation order:
  *   level 0: the responsible station's own team(s), then the province's teams whose area is
  *            the whole province (multidisciplinary);
- *   level 1: the province's provincial command team(s);
- *   level 2: the national centre.
- * With no level-0 group (no area, or no team for it), the national centre moves to level 0
- * and the reason says why. Teams of other stations are not targets. A group is listed once.
+ *   level 1: the own teams of the next nearest stations of the province (decision->nearest,
+ *            nearest first), when there are any;
+ *   next level: the province's provincial command team(s);
+ *   next level: the national centre.
+ * Levels stay consecutive (a level without a group is left out). With no level-0 group (no
+ * area, or no team for it), the command and the national centre move to level 0 and the
+ * reason says why. A group is listed once.
  * At most GEO_TARGETS_MAX targets (the rest are dropped, in order). Never fails. */
 void geo_select_targets(const geo_decision *decision, const geo_team_group *groups,
                         size_t group_count, geo_target *ret_targets, size_t *ret_count,

@@ -97,6 +97,15 @@ static team_role role_of(const geo_decision *d, const geo_team_group *g)
     return d->has_station && same(g->station_id, d->station.id) ? ROLE_STATION : ROLE_NONE;
 }
 
+/* A team whose area is the n-th next nearest station of the province. */
+static bool next_station_team(const geo_decision *d, const geo_team_group *g, size_t n)
+{
+    return g->kind == GEO_TEAM_MULTIDISCIPLINARY && g->station_id != NULL &&
+           d->match != GEO_MATCH_NONE && same(g->province_code, d->province.code) &&
+           same(g->station_id, d->nearest[n].id) &&
+           !(d->has_station && same(g->station_id, d->station.id));
+}
+
 void geo_select_targets(const geo_decision *decision, const geo_team_group *groups,
                         size_t group_count, geo_target *ret_targets, size_t *ret_count,
                         geo_reason *ret_reason)
@@ -109,16 +118,24 @@ void geo_select_targets(const geo_decision *decision, const geo_team_group *grou
             if (role_of(decision, &groups[i]) == level0[r])
                 add_target(&list, &groups[i], 0);
     bool local = list.count > 0;
+    /* Then the next nearest stations' own teams, nearest first: escalation's first step. */
+    int command_level = 0;
+    if (local) {
+        size_t before = list.count;
+        for (size_t n = 0; n < decision->nearest_count && n < GEO_NEAREST_MAX; n++)
+            for (size_t i = 0; i < group_count; i++)
+                if (next_station_team(decision, &groups[i], n))
+                    add_target(&list, &groups[i], 1);
+        command_level = list.count > before ? 2 : 1; /* levels stay consecutive */
+    }
     /* With nobody local, the command and the national centre are told at once. */
-    int command_level = local ? 1 : 0, national_level = local ? 2 : 0;
+    size_t before_command = list.count;
     for (size_t i = 0; i < group_count; i++)
         if (role_of(decision, &groups[i]) == ROLE_COMMAND)
             add_target(&list, &groups[i], command_level);
-    bool command = false;
-    for (size_t i = 0; i < list.count; i++)
-        command = command || list.items[i].level == 1;
-    if (local && !command)
-        national_level = 1; /* levels stay consecutive */
+    int national_level = !local                       ? 0
+                         : list.count > before_command ? command_level + 1
+                                                       : command_level;
     for (size_t i = 0; i < group_count; i++)
         if (role_of(decision, &groups[i]) == ROLE_NATIONAL)
             add_target(&list, &groups[i], national_level);

@@ -53,14 +53,18 @@ static const svc_consumer_spec consumers[] = {
      .handler = notifier_handle_routed,
      .batch = 16,
      .capacity = notifier_capacity},
+    {.durable = "notifier-escalated",
+     .handler = notifier_handle_escalated,
+     .batch = 16,
+     .capacity = notifier_capacity},
 };
 
 int main(int argc, char **argv)
 {
     const svc_def def = {
         .name = "notifier",
-        .summary = "sends LINE replies and pushes (LINE_OUT) and the responder card of every "
-                   "routed incident, each exactly once",
+        .summary = "sends LINE replies and pushes (LINE_OUT), the responder card of every "
+                   "routed or escalated incident, each exactly once, and looks profiles up",
         .listen_var = "ESS_NOTIFIER_LISTEN",
         .listen_default = "127.0.0.1:8084",
         .config = config,

@@ -8,7 +8,9 @@
 
 const char *notifier_endpoint_name(notifier_endpoint endpoint)
 {
-    return endpoint == NOTIFIER_EP_REPLY ? "reply" : "push";
+    return endpoint == NOTIFIER_EP_REPLY     ? "reply"
+           : endpoint == NOTIFIER_EP_PROFILE ? "profile"
+                                             : "push";
 }
 
 static bool alnum(char c)

@@ -32,7 +32,9 @@
 typedef enum notifier_endpoint {
     NOTIFIER_EP_REPLY,
     NOTIFIER_EP_PUSH,
+    NOTIFIER_EP_PROFILE, /* GET a profile (notifier_profile.h); the request names the path */
 } notifier_endpoint;
+#define NOTIFIER_ENDPOINT_COUNT 3
 
 typedef struct notifier_command {
     notifier_endpoint endpoint; /* from the subject */
@@ -45,7 +47,7 @@ typedef struct notifier_command {
     size_t messages_len;
 } notifier_command;
 
-/* "reply" / "push". Static storage. */
+/* "reply" / "push" / "profile". Static storage. */
 const char *notifier_endpoint_name(notifier_endpoint endpoint);
 
 /* Parses one LINE_OUT message. ST_INVALID (with a reason naming the field, never a value)

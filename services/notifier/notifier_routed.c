@@ -136,3 +136,64 @@ cleanup:
     cJSON_Delete(root);
     return code;
 }
+
+/* Adds group to routed's groups once; counts what does not fit. */
+static void add_group(notifier_routed *routed, const char *group)
+{
+    for (size_t i = 0; i < routed->group_count; i++)
+        if (strcmp(routed->groups[i], group) == 0)
+            return;
+    if (routed->group_count == NOTIFIER_ROUTED_GROUPS_MAX) {
+        routed->groups_dropped++;
+        return;
+    }
+    memcpy(routed->groups[routed->group_count++], group, strlen(group) + 1);
+}
+
+st_code notifier_escalated_parse(const char *data, size_t len, notifier_routed *ret_routed,
+                                 st_error *err)
+{
+    notifier_routed parsed;
+    st_code code = ST_INVALID;
+    cJSON *root = NULL;
+    if (data == NULL || len == 0 || len > NOTIFIER_ROUTED_BYTES_MAX)
+        return st_fail(err, ST_INVALID, "escalated: body empty or larger than %d bytes",
+                       NOTIFIER_ROUTED_BYTES_MAX);
+    root = cJSON_ParseWithLength(data, len);
+    if (!cJSON_IsObject(root)) {
+        st_fail(err, ST_INVALID, "escalated: body is not a JSON object");
+        goto cleanup;
+    }
+    memset(&parsed, 0, sizeof(parsed));
+    int64_t level = 0;
+    static const char *const case_number[] = {"case_number", NULL};
+    copy_string(root, case_number, parsed.case_number, sizeof(parsed.case_number));
+    if (!whole_number(cJSON_GetObjectItemCaseSensitive(root, "incident_id"), 1, 9.0e15,
+                      &parsed.incident_id) ||
+        parsed.case_number[0] == '\0' ||
+        !whole_number(cJSON_GetObjectItemCaseSensitive(root, "level"), 0, 1000, &level)) {
+        st_fail(err, ST_INVALID,
+                "escalated: incident_id >= 1, case_number and level >= 0 are required");
+        goto cleanup;
+    }
+    parsed.first_level = (int)level;
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(root, "groups");
+    if (groups != NULL && !cJSON_IsArray(groups)) {
+        st_fail(err, ST_INVALID, "escalated: groups must be an array");
+        goto cleanup;
+    }
+    const cJSON *group;
+    cJSON_ArrayForEach(group, groups)
+    {
+        if (!cJSON_IsString(group) || !notifier_target_valid(group->valuestring)) {
+            st_fail(err, ST_INVALID, "escalated: every group must be a LINE id");
+            goto cleanup;
+        }
+        add_group(&parsed, group->valuestring);
+    }
+    *ret_routed = parsed;
+    code = ST_OK;
+cleanup:
+    cJSON_Delete(root);
+    return code;
+}

@@ -42,4 +42,11 @@ typedef struct notifier_routed {
 st_code notifier_routed_parse(const char *data, size_t len, notifier_routed *ret_routed,
                               st_error *err);
 
+/* Parses ess.incident.escalated (proto/schemas/ess.incident.escalated.schema.json) into the
+ * same shape: the incident, first_level = the event's level, groups = its "groups" (the level
+ * the case was raised to; empty for a reminder-only step). Area and station come from the
+ * incident row (the georouter recorded them). ST_INVALID as notifier_routed_parse. */
+st_code notifier_escalated_parse(const char *data, size_t len, notifier_routed *ret_routed,
+                                 st_error *err);
+
 #endif

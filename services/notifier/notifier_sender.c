@@ -22,6 +22,7 @@ struct notifier_sender {
     notifier_sender_options options;
     char reply_url[URL_MAX];
     char push_url[URL_MAX];
+    char base_url[URL_MAX]; /* for GET paths */
     char authorization[1100];
     CURLM *multi;
     pthread_t thread;
@@ -180,13 +181,24 @@ static void start(notifier_sender *sender, notifier_request *request)
         ok = grown != NULL;
         headers = ok ? grown : headers;
     }
+    char get_url[URL_MAX + 256];
+    if (ok && request->endpoint == NOTIFIER_EP_PROFILE) {
+        int n = snprintf(get_url, sizeof(get_url), "%s%s", sender->base_url,
+                         request->path != NULL ? request->path : "");
+        ok = request->path != NULL && n > 0 && (size_t)n < sizeof(get_url);
+    }
     if (ok) {
-        const char *url =
-            request->endpoint == NOTIFIER_EP_REPLY ? sender->reply_url : sender->push_url;
-        curl_easy_setopt(easy, CURLOPT_URL, url);
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->body_len);
+        if (request->endpoint == NOTIFIER_EP_PROFILE) {
+            curl_easy_setopt(easy, CURLOPT_URL, get_url);
+            curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        } else {
+            const char *url =
+                request->endpoint == NOTIFIER_EP_REPLY ? sender->reply_url : sender->push_url;
+            curl_easy_setopt(easy, CURLOPT_URL, url);
+            curl_easy_setopt(easy, CURLOPT_POST, 1L);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->body_len);
+        }
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(easy, CURLOPT_USERAGENT, "ess-notifier/" ESS_VERSION);
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -431,8 +443,10 @@ st_code notifier_sender_start(const notifier_sender_options *options, notifier_s
                      (int)base_len, options->api_base);
     int c = snprintf(sender->authorization, sizeof(sender->authorization),
                      "Authorization: Bearer %s", options->channel_token);
-    if (a < 0 || (size_t)a >= sizeof(sender->reply_url) || b < 0 ||
-        (size_t)b >= sizeof(sender->push_url) || c < 0 ||
+    int d = snprintf(sender->base_url, sizeof(sender->base_url), "%.*s", (int)base_len,
+                     options->api_base);
+    if (a < 0 || (size_t)a >= sizeof(sender->reply_url) || b < 0 || d < 0 ||
+        (size_t)d >= sizeof(sender->base_url) || (size_t)b >= sizeof(sender->push_url) || c < 0 ||
         (size_t)c >= sizeof(sender->authorization)) {
         code = st_fail(err, ST_INVALID, "sender: API base or token too long");
         goto cleanup;

@@ -1,6 +1,6 @@
 /* notifier_sender: the one place that calls the LINE Messaging API.
  *
- * One thread runs a libcurl multi handle: several requests in flight (at most `concurrency`),
+ * One thread runs a libcurl multi handle (POST reply and push, GET profiles): several requests in flight (at most `concurrency`),
  * connections kept alive and reused between requests (HTTP/2 multiplexing with LINE's TLS
  * endpoint, HTTP/1.1 keep-alive with the emulator), connect and total timeouts, TCP
  * keep-alive. Requests start in submission order, no faster than a token bucket allows
@@ -37,10 +37,11 @@ typedef void (*notifier_request_done_fn)(notifier_request *request, const notifi
                                          double seconds, void *closure);
 
 struct notifier_request {
-    /* Set by the caller; body is borrowed until done runs. */
+    /* Set by the caller; body and path are borrowed until done runs. */
     notifier_endpoint endpoint;
-    const char *body;
+    const char *body;  /* reply, push: the JSON posted */
     size_t body_len;
+    const char *path;  /* profile: the path GET from the API base ("/v2/bot/profile/U…") */
     char retry_key[VAULT_UUID_TEXT]; /* X-Line-Retry-Key; "" = none (replies) */
     notifier_request_done_fn done;
     void *closure;

@@ -13,9 +13,11 @@
 #include "notifier_command.h"
 #include "notifier_incident.h"
 #include "notifier_policy.h"
+#include "notifier_profile.h"
 #include "notifier_routed.h"
 
 #define AUTH_LOG_INTERVAL_MS 10000
+#define PROFILE_PUBLISH_TIMEOUT_MS 5000
 #define JOB_ID_MAX (NOTIFIER_COMMAND_ID_MAX + 16)
 
 /* One LINE call of a held delivery. request.closure points back here. */
@@ -27,6 +29,8 @@ typedef struct notifier_job {
     size_t body_len;
     char fallback_target[NOTIFIER_TARGET_MAX + 1]; /* replies: who gets the push instead */
     bool notification_disabled;
+    notifier_profile_command *profile; /* profile look-ups (heap) */
+    char path[NOTIFIER_PROFILE_PATH_MAX];
 } notifier_job;
 
 /* A held delivery and its jobs. */
@@ -118,6 +122,7 @@ static void work_free(notifier_work *work)
         if (work->sensitive && work->jobs[i].body != NULL)
             explicit_bzero(work->jobs[i].body, work->jobs[i].body_len);
         free(work->jobs[i].body);
+        free(work->jobs[i].profile);
     }
     if (work->sensitive && work->messages != NULL)
         explicit_bzero(work->messages, work->messages_len);
@@ -247,6 +252,7 @@ static void submit_job(notifier_service *service, notifier_job *job, notifier_en
     job->request.endpoint = endpoint;
     job->request.body = job->body;
     job->request.body_len = job->body_len;
+    job->request.path = job->path;
     job->request.retry_key[0] = '\0';
     if (with_retry_key)
         notifier_retry_key(job->command_id, fallback, job->request.retry_key);
@@ -273,6 +279,52 @@ static void fall_back_to_push(notifier_service *service, notifier_job *job, cons
     submit_job(service, job, NOTIFIER_EP_PUSH, true, true);
 }
 
+/* The answer of a profile look-up is on LINE_IN: the delivery may go. nats.c thread. */
+static void profile_published(bus_batch *batch, st_code status, const bus_batch_result *result,
+                              void *closure)
+{
+    (void)result;
+    notifier_job *job = closure;
+    notifier_service *service = job->work->service;
+    bus_batch_destroy(batch);
+    if (status == ST_OK) {
+        met_counter_add(service->metrics.sent[NOTIFIER_EP_PROFILE], 1);
+        job_finish(job, BUS_DONE, NULL, 0);
+    } else {
+        job_finish(job, BUS_RETRY, "cannot publish the profile answer to LINE_IN",
+                   retry_delay(service, job->work->delivered));
+    }
+}
+
+/* LINE answered a look-up (200 with the profile, or 404: none): publish it as an ess.profile
+ * event on LINE_IN, then settle. */
+static void profile_answered(notifier_service *service, notifier_job *job,
+                             const notifier_answer *answer)
+{
+    bool found = answer->status >= 200 && answer->status <= 299;
+    char *json = NULL, subject[NOTIFIER_PROFILE_SUBJECT_MAX];
+    char msg_id[NOTIFIER_PROFILE_EVENT_ID_MAX + 1];
+    bus_batch *batch = NULL;
+    st_error err = {0};
+    if (!found)
+        met_counter_add(service->metrics.profiles_missing, 1);
+    if (notifier_profile_event(job->profile, found, answer->body, answer->body_len, &json, subject,
+                               msg_id, &err) != ST_OK) {
+        job_finish(job, BUS_REJECT, err.message, 0);
+        return;
+    }
+    if (bus_batch_create(svc_bus(service->runtime), &batch, &err) != ST_OK ||
+        bus_batch_add(batch, subject, json, strlen(json), msg_id, &err) != ST_OK ||
+        bus_batch_on_done(batch, PROFILE_PUBLISH_TIMEOUT_MS, profile_published, job, &err) !=
+            ST_OK) {
+        bus_batch_destroy(batch);
+        job_finish(job, BUS_RETRY, "cannot publish the profile answer to LINE_IN",
+                   retry_delay(service, job->work->delivered));
+    }
+    explicit_bzero(json, strlen(json));
+    free(json);
+}
+
 static void job_done(notifier_request *request, const notifier_answer *answer, double seconds,
                      void *closure)
 {
@@ -281,6 +333,11 @@ static void job_done(notifier_request *request, const notifier_answer *answer, d
     notifier_service *service = work->service;
     notifier_endpoint endpoint = request->endpoint;
     count_request(service, endpoint, answer, seconds);
+    if (endpoint == NOTIFIER_EP_PROFILE && answer->transport == NOTIFIER_TRANSPORT_OK &&
+        ((answer->status >= 200 && answer->status <= 299) || answer->status == 404)) {
+        profile_answered(service, job, answer);
+        return;
+    }
     char reason[NOTIFIER_REASON_MAX];
     notifier_verdict verdict = notifier_classify(endpoint, answer, reason, sizeof(reason));
     if (notifier_misconfigured(answer))
@@ -358,11 +415,45 @@ static void hold_and_submit(notifier_service *service, const bus_delivery *deliv
         submit_job(service, &work->jobs[i], first_endpoint, with_retry_key, fallback);
 }
 
+/* line.out.profile: one GET, answered on LINE_IN (profile_answered). */
+static void handle_profile(notifier_service *service, const bus_delivery *delivery,
+                           bus_outcome *outcome)
+{
+    st_error err = {0};
+    notifier_profile_command *command = malloc(sizeof(*command));
+    if (command == NULL) {
+        retry_later(service, delivery, outcome, "out of memory");
+        return;
+    }
+    if (notifier_profile_parse(delivery->data, delivery->len, command, &err) != ST_OK) {
+        free(command);
+        met_counter_add(service->metrics.dead_lettered, 1);
+        reject(outcome, "notifier.invalid_command", "profile command breaks its schema", &err);
+        return;
+    }
+    notifier_work *work = work_create(service, delivery, 1, "profile");
+    if (work == NULL) {
+        free(command);
+        retry_later(service, delivery, outcome, "out of memory");
+        return;
+    }
+    notifier_job *job = &work->jobs[0];
+    snprintf(job->command_id, sizeof(job->command_id), "%s", command->command_id);
+    notifier_profile_path(command, job->path);
+    job->profile = command;
+    work->sensitive = true; /* the answer names a person */
+    hold_and_submit(service, delivery, work, NOTIFIER_EP_PROFILE, false, false, outcome);
+}
+
 void notifier_handle_out(const bus_delivery *delivery, bus_outcome *outcome, void *closure)
 {
     notifier_service *service = closure;
     notifier_command command;
     st_error err = {0};
+    if (delivery->subject != NULL && strcmp(delivery->subject, NOTIFIER_PROFILE_SUBJECT) == 0) {
+        handle_profile(service, delivery, outcome);
+        return;
+    }
     if (notifier_command_parse(delivery->subject, delivery->data, delivery->len, &command, &err) !=
         ST_OK) {
         met_counter_add(service->metrics.dead_lettered, 1);
@@ -424,9 +515,13 @@ void notifier_handle_out(const bus_delivery *delivery, bus_outcome *outcome, voi
                     outcome);
 }
 
-void notifier_handle_routed(const bus_delivery *delivery, bus_outcome *outcome, void *closure)
+/* The responder card to routed's groups (the first level of a routed incident, or the level an
+ * escalated one reached). parse reads the event. */
+static void send_cards(notifier_service *service, const bus_delivery *delivery,
+                       bus_outcome *outcome,
+                       st_code (*parse)(const char *, size_t, notifier_routed *, st_error *),
+                       const char *kind)
 {
-    notifier_service *service = closure;
     st_error err = {0};
     notifier_routed *routed = malloc(sizeof(*routed));
     notifier_incident *incident = calloc(1, sizeof(*incident));
@@ -437,19 +532,19 @@ void notifier_handle_routed(const bus_delivery *delivery, bus_outcome *outcome, 
         retry_later(service, delivery, outcome, "out of memory");
         goto cleanup;
     }
-    if (notifier_routed_parse(delivery->data, delivery->len, routed, &err) != ST_OK) {
+    if (parse(delivery->data, delivery->len, routed, &err) != ST_OK) {
         met_counter_add(service->metrics.dead_lettered, 1);
-        reject(outcome, "notifier.invalid_routed", "routed event breaks its schema", &err);
+        reject(outcome, "notifier.invalid_routed", "incident event breaks its schema", &err);
         goto cleanup;
     }
     if (routed->group_count == 0) {
-        log_event(LOG_INFO, "notifier.no_targets", "routed incident has no group to notify",
-                  LOG_INT("incident_id", routed->incident_id));
+        log_event(LOG_INFO, "notifier.no_targets", "no group to send the card to",
+                  LOG_STR("kind", kind), LOG_INT("incident_id", routed->incident_id));
         outcome->verdict = BUS_DONE;
         goto cleanup;
     }
     if (routed->groups_dropped > 0)
-        log_event(LOG_WARN, "notifier.too_many_targets", "more first-level groups than sent to",
+        log_event(LOG_WARN, "notifier.too_many_targets", "more groups of the level than sent to",
                   LOG_INT("incident_id", routed->incident_id),
                   LOG_INT("dropped", (int64_t)routed->groups_dropped));
     db *d = svc_db(service->runtime);
@@ -498,7 +593,7 @@ void notifier_handle_routed(const bus_delivery *delivery, bus_outcome *outcome, 
         }
     }
     met_counter_add(service->metrics.cards, 1);
-    log_event(LOG_INFO, "notifier.card", "sending the responder card",
+    log_event(LOG_INFO, "notifier.card", "sending the responder card", LOG_STR("kind", kind),
               LOG_INT("incident_id", routed->incident_id),
               LOG_INT("groups", (int64_t)routed->group_count),
               LOG_INT("level", routed->first_level));
@@ -515,6 +610,16 @@ cleanup:
         free(incident);
     }
     free(routed);
+}
+
+void notifier_handle_routed(const bus_delivery *delivery, bus_outcome *outcome, void *closure)
+{
+    send_cards(closure, delivery, outcome, notifier_routed_parse, "routed");
+}
+
+void notifier_handle_escalated(const bus_delivery *delivery, bus_outcome *outcome, void *closure)
+{
+    send_cards(closure, delivery, outcome, notifier_escalated_parse, "escalated");
 }
 
 int notifier_capacity(void *closure)
@@ -563,6 +668,11 @@ static void register_metrics(notifier_service *service, met_registry *registry)
                     &m->sent[NOTIFIER_EP_REPLY]);
     met_counter_get(registry, "ess_notifier_sent_total", sent_help, "endpoint=\"push\"",
                     &m->sent[NOTIFIER_EP_PUSH]);
+    met_counter_get(registry, "ess_notifier_sent_total", sent_help, "endpoint=\"profile\"",
+                    &m->sent[NOTIFIER_EP_PROFILE]);
+    met_counter_get(registry, "ess_notifier_profiles_missing_total",
+                    "profile look-ups LINE answered 404 (not a follower or member)", NULL,
+                    &m->profiles_missing);
     met_counter_get(registry, "ess_notifier_fallbacks_total",
                     "replies sent as a push instead (token refused, too old, or failed)", NULL,
                     &m->fallbacks);
@@ -581,6 +691,9 @@ static void register_metrics(notifier_service *service, met_registry *registry)
     met_histogram_get(registry, "ess_notifier_line_latency_seconds", latency_help,
                       "endpoint=\"push\"", met_latency_bounds, met_latency_bound_count,
                       &m->latency[NOTIFIER_EP_PUSH]);
+    met_histogram_get(registry, "ess_notifier_line_latency_seconds", latency_help,
+                      "endpoint=\"profile\"", met_latency_bounds, met_latency_bound_count,
+                      &m->latency[NOTIFIER_EP_PROFILE]);
     met_gauge_get(registry, "ess_notifier_held", "deliveries held until LINE answers", NULL,
                   &m->held);
     met_gauge_get(registry, "ess_notifier_in_flight", "LINE requests in flight", NULL,

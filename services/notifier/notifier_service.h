@@ -1,6 +1,6 @@
-/* notifier_service: the notifier's state, its two JetStream handlers and the svc hooks.
+/* notifier_service: the notifier's state, its JetStream handlers and the svc hooks.
  *
- * Flow of one delivery (LINE_OUT command or ess.incident.routed):
+ * Flow of one delivery (LINE_OUT command, ess.incident.routed or ess.incident.escalated):
  *   consumer thread: parse (and for a routed event read the incident, render the card) →
  *     bus_hold → one "work" with one request per LINE call (a command: 1; a card: one per
  *     group of the first level) → notifier_sender_submit → BUS_DEFER;
@@ -10,6 +10,9 @@
  *     with LINE's reason (some refused for good), or nak with an exponential, jittered delay
  *     (some failed for now: JetStream redelivers it, and the same retry keys make LINE answer
  *     409 for what already went out).
+ * A profile look-up (line.out.profile) is one GET; its answer (or LINE's 404) is published to
+ * LINE_IN as an "ess.profile" event (notifier_profile.h), and the delivery is settled when
+ * JetStream stored it.
  * Back-pressure: svc asks notifier_capacity before each fetch; it answers how many more
  * deliveries may be held (ESS_NOTIFIER_QUEUE minus those held), so a slow or throttling LINE
  * stops the fetching instead of growing memory.
@@ -47,12 +50,14 @@ typedef struct notifier_config {
 typedef struct notifier_work notifier_work;
 
 typedef struct notifier_metrics {
-    met_counter *sent[2];       /* by endpoint: delivered (2xx, or 409 = already) */
+    met_counter *sent[NOTIFIER_ENDPOINT_COUNT]; /* by endpoint: delivered (2xx, 409 = already;
+                                                   profile: answered and published) */
     met_counter *fallbacks;     /* replies replaced by a push */
     met_counter *retried;       /* deliveries nak'ed for a later attempt */
     met_counter *dead_lettered; /* deliveries dead-lettered */
     met_counter *cards;         /* responder cards rendered */
-    met_histogram *latency[2];  /* LINE's answer time by endpoint */
+    met_counter *profiles_missing; /* profile look-ups LINE answered 404 */
+    met_histogram *latency[NOTIFIER_ENDPOINT_COUNT]; /* LINE's answer time by endpoint */
     met_gauge *held;            /* deliveries held */
     met_gauge *in_flight;       /* requests in flight */
     met_gauge *queued;          /* requests waiting for a slot or a token */
@@ -81,5 +86,6 @@ void notifier_fini(svc *s, void *closure);
 int notifier_capacity(void *closure);
 void notifier_handle_out(const bus_delivery *delivery, bus_outcome *outcome, void *closure);
 void notifier_handle_routed(const bus_delivery *delivery, bus_outcome *outcome, void *closure);
+void notifier_handle_escalated(const bus_delivery *delivery, bus_outcome *outcome, void *closure);
 
 #endif

@@ -297,6 +297,31 @@ int essctl_team_add(const essctl_command *command, int argc, char **argv)
 
 /* ---- list ----------------------------------------------------------------------------------- */
 
+/* What a group entry "id:active:members:YYYYMMDDTHHMMSSZ" says beyond its id (issue 7:
+ * member_count from memberJoined/memberLeft, last activity in the group). */
+typedef struct group_facts {
+    long long members;
+    char last_activity[24]; /* "2026-11-30T10:05:00Z", "" when none */
+} group_facts;
+
+static void read_group_facts(const char *entry, size_t len, group_facts *ret)
+{
+    char copy[GROUP_ID_MAX + 64];
+    snprintf(copy, sizeof(copy), "%.*s", (int)(len < sizeof(copy) - 1 ? len : sizeof(copy) - 1),
+             entry);
+    memset(ret, 0, sizeof(*ret));
+    char *members = strchr(copy, ':');
+    members = members != NULL ? strchr(members + 1, ':') : NULL;
+    if (members == NULL)
+        return;
+    char *end = NULL;
+    ret->members = strtoll(members + 1, &end, 10);
+    const char *at = end != NULL && *end == ':' ? end + 1 : "";
+    if (strlen(at) == 16) /* YYYYMMDDTHHMMSSZ */
+        snprintf(ret->last_activity, sizeof(ret->last_activity), "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ",
+                 at, at + 4, at + 6, at + 9, at + 11, at + 13);
+}
+
 int essctl_team_list(const essctl_command *command, int argc, char **argv)
 {
     bool json = essctl_take_flag(&argc, argv, "--json");
@@ -312,12 +337,15 @@ int essctl_team_list(const essctl_command *command, int argc, char **argv)
         return exit_code;
     st_error err = {0};
     const char *params[] = {all ? "true" : "false"};
-    /* Groups as "id:1,id2:0" (1 = active): group ids hold no ':' or ','. */
+    /* Groups as "id:1:members:last,id2:0:members:" (1 = active; last activity as
+     * YYYYMMDDTHHMMSSZ, empty when none): group ids hold no ':' or ','. */
     if (db_exec(d,
                 "SELECT t.id, t.name, t.kind, coalesce(t.province_code, ''), "
                 "coalesce(t.station_id, ''), array_to_string(t.agencies, ','), t.active, "
                 "coalesce(string_agg(g.group_id || ':' || CASE WHEN g.active THEN '1' ELSE '0' "
-                "END, ',' ORDER BY g.group_id), ''), "
+                "END || ':' || g.member_count || ':' || coalesce(to_char(g.last_activity "
+                "AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"'), ''), ',' "
+                "ORDER BY g.group_id), ''), "
                 "to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
                 "FROM teams t LEFT JOIN team_groups g ON g.team_id = t.id "
                 "WHERE t.active OR $1::boolean GROUP BY t.id ORDER BY t.id",
@@ -328,7 +356,7 @@ int essctl_team_list(const essctl_command *command, int argc, char **argv)
     int rows = db_result_rows(r);
     if (!json) {
         printf("%-5s %-28s %-18s %-8s %-16s %-6s %s\n", "ID", "NAME", "KIND", "PROVINCE", "STATION",
-               "ACTIVE", "GROUPS (* = bot not in the group)");
+               "ACTIVE", "GROUPS (* = bot not in the group; members, last activity UTC)");
         for (int i = 0; i < rows; i++) {
             char groups[1024] = "";
             const char *cursor = db_result_value(r, i, 7);
@@ -338,9 +366,12 @@ int essctl_team_list(const essctl_command *command, int argc, char **argv)
                 const char *colon = memchr(cursor, ':', len);
                 size_t id_len = colon != NULL ? (size_t)(colon - cursor) : len;
                 bool active = colon != NULL && colon[1] == '1';
-                used +=
-                    (size_t)snprintf(groups + used, sizeof(groups) - used, "%s%.*s%s",
-                                     used > 0 ? " " : "", (int)id_len, cursor, active ? "" : "*");
+                group_facts facts;
+                read_group_facts(cursor, len, &facts);
+                used += (size_t)snprintf(groups + used, sizeof(groups) - used,
+                                         "%s%.*s%s(%lld, %s)", used > 0 ? " " : "", (int)id_len,
+                                         cursor, active ? "" : "*", facts.members,
+                                         facts.last_activity[0] ? facts.last_activity : "-");
                 cursor += len;
                 if (*cursor == ',')
                     cursor++;
@@ -398,6 +429,12 @@ int essctl_team_list(const essctl_command *command, int argc, char **argv)
             ok = group != NULL && cJSON_AddItemToArray(groups, group) &&
                  cJSON_AddStringToObject(group, "group_id", group_id) &&
                  cJSON_AddBoolToObject(group, "active", colon != NULL && colon[1] == '1');
+            group_facts facts;
+            read_group_facts(cursor, len, &facts);
+            ok = ok && cJSON_AddNumberToObject(group, "member_count", (double)facts.members) &&
+                 (facts.last_activity[0] != '\0'
+                      ? cJSON_AddStringToObject(group, "last_activity", facts.last_activity) != NULL
+                      : cJSON_AddNullToObject(group, "last_activity") != NULL);
             cursor += len;
             if (*cursor == ',')
                 cursor++;

@@ -11,6 +11,9 @@
 #define ESSCTL_COMMANDS(X)                                                                         \
     X("db migrate", essctl_db_migrate, "", "apply pending database migrations")                    \
     X("db status", essctl_db_status, "[--json]", "list migrations: applied, pending, changed") \
+    X("db login-role", essctl_db_login_role,                                                     \
+      "NAME --member-of ess_service|ess_retention --password-env VAR",                          \
+      "create or update a services' login role (needs CREATEROLE; password from VAR)")          \
     X("geo import", essctl_geo_import, "[--data DIR] [--force] [--replace-stations]",          \
       "load provinces, districts, tambons, stations and jurisdictions from deploy/data/geo")     \
     X("geo locate", essctl_geo_locate, "LAT LON [--json] [--data DIR]",                          \
@@ -22,6 +25,14 @@
       "add a team and its LINE group(s)")                                                        \
     X("team list", essctl_team_list, "[--json] [--all]", "the teams and their LINE groups")     \
     X("team remove", essctl_team_remove, "NAME | --id ID", "deactivate a team")                 \
+    X("team invite", essctl_team_invite,                                                         \
+      "(--province TH50 | --national) [--station ID] [--agency LIST] [--kind KIND] "             \
+      "[--name NAME] [--json]",                                                                  \
+      "a one-time code (24 h) that binds a LINE group to the team: /ess bind CODE")              \
+    X("incident list", essctl_incident_list, "[--json] [--limit N] [--status S]",                \
+      "incidents, newest first")                                                                 \
+    X("incident show", essctl_incident_show, "CASE [--json] [--reveal-phone [--as NAME]]",       \
+      "one incident and its timeline; phone masked unless --reveal-phone (ESS_DATA_KEY)")        \
     X("audit verify", essctl_audit_verify, "[--from SEQ] [--head-file PATH] [--json]",          \
       "recompute the audit hash chain; name the first broken row (exit 1)")                     \
     X("audit show", essctl_audit_show, "--incident CASE [--json]",                              \

@@ -894,7 +894,8 @@ static bool find_nats_server(char *out, size_t out_size)
         next = strchr(dir, ':');
         if (next != NULL)
             *next++ = '\0';
-        snprintf(out, out_size, "%s/nats-server", dir);
+        if (snprintf(out, out_size, "%s/nats-server", dir) >= (int)out_size)
+            continue;
         if (access(out, X_OK) == 0)
             return true;
     }

@@ -3,7 +3,9 @@
 # to load without each required secret, and has the shape of DESIGN.md §3: nats 2.9 with
 # JetStream, a volume and the encrypted store; postgres:15 with a volume and a healthcheck;
 # a one-shot migrate job every service waits for; each service with its variables and a
-# Dockerfile target; the LINE emulator only under the `dev` profile.
+# Dockerfile target; the LINE emulator only under the `dev` profile; the services connect as
+# ess_app, ess-audit's retention run as ess_janitor, the migrate job as the owner and makes
+# the two logins.
 # shellcheck source=tests/integration/ops/common.sh
 . "$(dirname "$0")/common.sh"
 
@@ -12,7 +14,7 @@ cd "$OPS_SOURCE"
 ops_unset_ess_env
 
 required=(ESS_LINE_CHANNEL_SECRET ESS_LINE_CHANNEL_TOKEN ESS_DATA_KEY ESS_PG_PASSWORD
-  ESS_NATS_STORE_KEY)
+  ESS_PG_APP_PASSWORD ESS_PG_RETENTION_PASSWORD ESS_NATS_STORE_KEY)
 dummy_env() {
   local name
   for name in "${required[@]}"; do printf '%s=dummy-%s\n' "$name" "${name,,}"; done

@@ -32,6 +32,19 @@ for name, (listen, secrets) in ess.items():
         need(var in env, "%s has %s" % (name, var))
     need(env.get("ESS_NATS_URL") == "nats://nats:4222", "%s talks to the nats service" % name)
     need("@postgres:5432/ess" in env.get("ESS_PG_DSN", ""), "%s talks to the postgres service" % name)
+    # Least privilege (migrations 0005, 0007): the services' login, never the owner; only
+    # ess-audit (its retention run) gets the login that may erase personal data.
+    need(env.get("ESS_PG_DSN", "").startswith("postgresql://ess_app:"),
+         "%s connects as ess_app" % name)
+    need(("ESS_RETENTION_PG_DSN" in env) == (name == "audit"),
+         "only audit has ESS_RETENTION_PG_DSN (%s)" % name)
+    if name == "audit":
+        need(env.get("ESS_RETENTION_PG_DSN", "").startswith("postgresql://ess_janitor:")
+             and "@postgres:5432/ess" in env.get("ESS_RETENTION_PG_DSN", ""),
+             "audit's retention run connects as ess_janitor")
+    need("ESS_PG_PASSWORD" not in env and "ESS_PG_APP_PASSWORD" not in env
+         and "ESS_PG_RETENTION_PASSWORD" not in env,
+         "%s gets no database password beyond its own DSN" % name)
     deps = s.get("depends_on", {})
     need(deps.get("migrate", {}).get("condition") == "service_completed_successfully",
          "%s waits for migrate to complete" % name)
@@ -47,6 +60,17 @@ need(m.get("depends_on", {}).get("postgres", {}).get("condition") == "service_he
 need("ESS_DATA_KEY" in m.get("environment", {}) and "ESS_PG_DSN" in m.get("environment", {}),
      "migrate has ESS_PG_DSN and ESS_DATA_KEY")
 need(m.get("restart") in (None, "no"), "migrate is one-shot")
+menv = m.get("environment", {})
+need(menv.get("ESS_PG_DSN", "").startswith("postgresql://ess:"), "migrate connects as the owner ess")
+need("ESS_PG_APP_PASSWORD" in menv and "ESS_PG_RETENTION_PASSWORD" in menv,
+     "migrate has the passwords of the two logins")
+script = " ".join(map(str, m.get("entrypoint", []) or [])) + " " + " ".join(map(str, m.get("command", []) or []))
+steps = [script.find(s) for s in (
+    "essctl db migrate",
+    "essctl db login-role ess_app --member-of ess_service --password-env ESS_PG_APP_PASSWORD",
+    "essctl db login-role ess_janitor --member-of ess_retention --password-env ESS_PG_RETENTION_PASSWORD")]
+need(all(i >= 0 for i in steps) and steps == sorted(steps),
+     "migrate migrates, then makes the ess_app and ess_janitor logins")
 
 e = services.get("line-emulator", {})
 need(e.get("profiles") == ["dev"], "line-emulator only under profile dev")

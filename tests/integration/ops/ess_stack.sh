@@ -3,7 +3,9 @@
 # e2e: deploy/local/ess with this build's binaries (never rebuilt: ESS_SKIP_BUILD=1), in a
 # temporary ESS_HOME on free ports.
 #   up -> status: nats, pg and every built service healthy -> env is eval-able and usable
-#   -> the JetStream store holds no message in clear -> up again starts nothing new
+#   -> the services run as ess_app, the retention run as ess_janitor, essctl as the owner;
+#   a citizen's messages go through; ess_app cannot rewrite the audit log nor erase personal
+#   data -> the JetStream store holds no message in clear -> up again starts nothing new
 #   -> down -> no process of this ESS_HOME is left, no pid file remains.
 # shellcheck source=tests/integration/ops/common.sh
 . "$(dirname "$0")/common.sh"
@@ -36,6 +38,8 @@ cleanup() {
 trap cleanup EXIT
 ops_stack_env "$HOME_DIR"
 export ESS_SKIP_BUILD=1 ESS_BUILD_DIR=$BUILD ESS_UP_TIMEOUT=90 ESS_STOP_TIMEOUT=20
+# ess-audit's retention run every second instead of daily (checked below).
+export ESS_RETENTION_INTERVAL=1s
 
 # --- up ---------------------------------------------------------------------------------
 up_output=$("$OPS_ESS" up 2>&1) || {
@@ -90,6 +94,110 @@ if [[ -x "$BUILD/bin/essctl" ]]; then
       eval "$(cat "$ENV_FILE")"
       "$ESSCTL" db migrate >/dev/null'
 fi
+
+# --- database roles (migrations 0005, 0007) ------------------------------------------------
+# The services connect as ess_app (member of ess_service), ess-audit's retention run as
+# ess_janitor (ess_retention); ESS_PG_DSN, the owner, is essctl's.
+built() { [[ -x "$BUILD/bin/$1" ]]; }
+owner_sql() { psql -X -At "$ESS_PG_DSN" -c "$1"; }
+db_services=()
+for name in ess-audit ess-conversation ess-georouter ess-notifier; do
+  if built "$name"; then db_services+=("$name"); fi
+done
+service_sessions() {
+  owner_sql "SELECT usename || ' ' || application_name FROM pg_stat_activity
+             WHERE application_name LIKE 'ess-%' ORDER BY 1"
+}
+all_connected() {
+  local sessions name
+  sessions=$(service_sessions) || return 1
+  for name in "${db_services[@]}"; do
+    grep -q " $name" <<<"$sessions" || return 1
+  done
+  [[ -n "$sessions" ]]
+}
+if ((${#db_services[@]} > 0)); then
+  check "every service that uses PostgreSQL holds a session" ess_wait_until 30 all_connected
+  sessions=$(service_sessions)
+  printf '%s\n' "$sessions" | sort | uniq -c
+  check "every service session is ess_app's (ess-audit-retention: ess_janitor's)" \
+    test -z "$(grep -Ev '^ess_app ess-|^ess_janitor ess-audit-retention$' <<<"$sessions" || true)"
+  for name in "${db_services[@]}"; do
+    check "$name connects as ess_app" grep -q "^ess_app $name" <<<"$sessions"
+    child=$(ess_read_pid "$HOME_DIR/run/$name.child")
+    has_retention_dsn=0
+    if tr '\0' '\n' <"/proc/$child/environ" | grep -q '^ESS_RETENTION_PG_DSN='; then
+      has_retention_dsn=1
+    fi
+    if [[ "$name" == ess-audit ]]; then
+      check "ess-audit is given the retention login" test "$has_retention_dsn" = 1
+    else
+      check "$name is not given the retention login" test "$has_retention_dsn" = 0
+    fi
+  done
+fi
+
+pg_address=${ESS_PG_DSN#*@}
+app_password=$(sed -n 's/^ESS_PG_APP_PASSWORD=//p' "$HOME_DIR/secrets.env")
+check "secrets.env holds the services' database password" test -n "$app_password"
+app_sql() { PGPASSWORD=$app_password psql -X -At "postgresql://ess_app@$pg_address" -c "$1"; }
+# app_denied SQL: ess_app may not run SQL, for lack of privilege.
+app_denied() {
+  local output
+  if output=$(app_sql "$1" 2>&1); then return 1; fi
+  [[ "$output" == *"permission denied"* ]]
+}
+check "ess_app logs in with its password" test "$(app_sql 'SELECT current_user')" = ess_app
+check "ess_app with a wrong password is refused" \
+  bash -c '! PGPASSWORD=wrong-password psql -X -At "$1" -c "SELECT 1" 2>/dev/null' _ \
+  "postgresql://ess_app@$pg_address"
+check "ess_app reads the reference data" test "$(app_sql 'SELECT count(*) FROM geo_meta')" = 1
+check "ess_app cannot delete audit rows" app_denied "DELETE FROM audit_log"
+check "ess_app cannot rewrite audit rows" app_denied "UPDATE audit_log SET subject = 'x'"
+check "ess_app cannot truncate the audit log" app_denied "TRUNCATE audit_log"
+check "ess_app cannot erase a phone number" app_denied "UPDATE incidents SET phone_encrypted = NULL"
+check "ess_app cannot delete incidents" app_denied "DELETE FROM incidents"
+
+if built ess-audit; then
+  # An old closed case: the retention run, as ess_janitor, erases its phone and audits that.
+  owner_sql "INSERT INTO incidents (case_number, category, status, phone_encrypted,
+               reporter_key_hash, closed_at)
+             VALUES ('ESS-2569-990001', 'threat', 'closed', '\\x01'::bytea,
+                     decode(repeat('22', 32), 'hex'), now() - interval '100 days')" >/dev/null
+  erased() {
+    [[ "$(owner_sql "SELECT count(*) FROM incidents i JOIN audit_log a
+                     ON a.msg_id = 'retention.erased/' || i.id
+                     WHERE i.case_number = 'ESS-2569-990001' AND i.phone_encrypted IS NULL
+                       AND i.pii_erased_at IS NOT NULL")" == 1 ]]
+  }
+  check "ess-audit's retention run (ess_janitor) erased an old case's phone" \
+    ess_wait_until 30 erased
+fi
+
+if built line-emulator && built ess-ingress && built ess-conversation && built ess-notifier; then
+  # A citizen writes: ingress, conversation, notifier (and audit) do their work as ess_app.
+  emulator="http://$ESS_EMULATOR_LISTEN/_emulator"
+  user=$(curl -fsS -X POST "$emulator/users" -d '{"displayName":"ops roles","language":"th"}' |
+    sed -n 's/.*"userId":"\(U[0-9a-f]*\)".*/\1/p')
+  check "the emulator created a user" test -n "$user"
+  check "the user follows the bot" curl -fsS -o /dev/null -X POST "$emulator/users/$user/follow"
+  check "the user writes" curl -fsS -o /dev/null -X POST "$emulator/users/$user/text" \
+    -d '{"text":"ช่วยด้วย"}'
+  answered() { [[ "$(curl -fsS "$emulator/messages?to=$user")" == *'"endpoint":"reply"'* ]]; }
+  check "the bot answered through the services" ess_wait_until 30 answered
+  applied() { (($(owner_sql "SELECT count(*) FROM processed_events") >= 2)); }
+  check "the conversation recorded the events it applied" ess_wait_until 30 applied
+  if built ess-audit; then
+    audited() {
+      (($(owner_sql "SELECT count(DISTINCT stream) FROM audit_log
+                     WHERE stream IN ('LINE_IN', 'LINE_OUT')") == 2))
+    }
+    check "ess-audit appended the messages" ess_wait_until 30 audited
+  fi
+fi
+denied_logs=$(grep -l -e '42501' -e 'permission denied' "$HOME_DIR"/log/ess-*.log 2>/dev/null ||
+  true)
+check "no service log reports a missing privilege" test -z "$denied_logs"
 
 # --- the JetStream store is encrypted at rest ---------------------------------------------
 marker="ops-marker-$(ess_random_hex 12)"

@@ -564,6 +564,22 @@ ESS_TEST(targets_follow_escalation_order)
     assert_int_equal(targets[0].team_id, 4);
     assert_int_equal(targets[3].kind, GEO_TEAM_PROVINCIAL_COMMAND);
 
+    /* The next nearest station's own team is the first escalation step (issue 7); a team
+     * of a station that is not among the nearest is not a target. */
+    d.nearest[0] = (geo_station_hit){.id = "ST9", .name_th = "", .name_en = "", .phone = ""};
+    d.nearest[1] = (geo_station_hit){.id = "ST2", .name_th = "", .name_en = "", .phone = ""};
+    d.nearest_count = 2;
+    geo_select_targets(&d, every_team, sizeof(every_team) / sizeof(every_team[0]), targets, &count,
+                       &reason);
+    static const char *const next_groups[] = {"Cst1", "Cmdt-a", "Cmdt-b", "Cst2", "Ccmd", "Cnat"};
+    static const int next_levels[] = {0, 0, 0, 1, 2, 3};
+    expect_targets(targets, count, next_groups, next_levels, 6);
+    const geo_team_group next_only[] = {every_team[0], every_team[4], every_team[5]};
+    geo_select_targets(&d, next_only, 3, targets, &count, &reason);
+    static const char *const next_national[] = {"Cst1", "Cst2", "Cnat"};
+    static const int next_national_levels[] = {0, 1, 2};
+    expect_targets(targets, count, next_national, next_national_levels, 3);
+
     /* Without a command team the national centre is the next level. */
     const geo_team_group province_only[] = {every_team[0], every_team[1]};
     d = songkhla_decision(GEO_MATCH_NEAREST_POLYGON);
@@ -717,7 +733,8 @@ ESS_TEST(decision_json_is_the_routed_event)
     assert_int_equal(
         cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(stations, 1), "distance_m")),
         5001);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "targets")), 5);
+    /* ST2, the next station, has a team: the first escalation step. */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "targets")), 6);
 
     char path[4096];
     snprintf(path, sizeof(path), "%s/proto/schemas/ess.incident.routed.schema.json",
