@@ -199,6 +199,7 @@ void rs_start(rs_stack *s, const char *const *conversation_env)
     proc_init(s, &s->conversation, "ess-conversation", "ESS_CONVERSATION_LISTEN");
     proc_init(s, &s->notifier, "ess-notifier", "ESS_NOTIFIER_LISTEN");
     proc_init(s, &s->georouter, "ess-georouter", "ESS_GEOROUTER_LISTEN");
+    proc_init(s, &s->audit, "ess-audit", "ESS_AUDIT_LISTEN");
     char secret_env[128], webhook_env[160], api_env[128];
     snprintf(secret_env, sizeof(secret_env), "ESS_LINE_CHANNEL_SECRET=%s", s->secret);
     snprintf(webhook_env, sizeof(webhook_env), "ESS_EMULATOR_WEBHOOK_URL=%s/line/webhook",
@@ -232,6 +233,18 @@ void rs_start(rs_stack *s, const char *const *conversation_env)
     rs_proc_start(s, &s->emulator, emulator_env);
 }
 
+void rs_audit_start(rs_stack *s, const char *const *extra_env)
+{
+    /* The case's own nats-server: the registry's durable names. No retention run: the
+     * test's DSN is the superuser's, and retention is not what a responders case checks. */
+    const char *env[12] = {"ESS_DATA_KEY=" RS_DATA_KEY, "ESS_RETENTION_INTERVAL=0"};
+    size_t n = 2;
+    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL && n < 11; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    rs_proc_start(s, &s->audit, env);
+}
+
 static void stop_and_forget(rs_proc *p)
 {
     if (p->pid > 0)
@@ -247,7 +260,8 @@ int rs_teardown(void **state)
 {
     (void)state;
     rs_stack *s = &rs;
-    rs_proc *procs[] = {&s->emulator, &s->ingress, &s->conversation, &s->notifier, &s->georouter};
+    rs_proc *procs[] = {&s->emulator, &s->ingress,   &s->conversation,
+                        &s->notifier, &s->georouter, &s->audit};
     for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++)
         stop_and_forget(procs[i]);
     jsCtx_Destroy(s->js);

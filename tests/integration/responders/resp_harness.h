@@ -44,6 +44,7 @@ typedef struct rs_stack {
     char dsn[512];
     char secret[64];
     rs_proc emulator, ingress, conversation, notifier, georouter;
+    rs_proc audit; /* started only by rs_audit_start */
     natsConnection *nc;
     jsCtx *js;
     db *d;
@@ -55,6 +56,8 @@ extern rs_stack rs;
  * (NULL-terminated, may be NULL). */
 void rs_start(rs_stack *s, const char *const *conversation_env);
 int rs_teardown(void **state);
+/* Starts ess-audit too (not part of rs_start); extra "K=V" NULL-terminated, may be NULL. */
+void rs_audit_start(rs_stack *s, const char *const *extra_env);
 
 /* (Re)starts a process; env NULL = the variables it had last time, else replaces them.
  * Waits for /readyz (the emulator: /healthz). */

@@ -440,6 +440,163 @@ ESS_TEST(sigkill_of_conversation_and_notifier_during_a_take_leaves_one_of_each)
     expect_no_dead_letters(s);
 }
 
+/* The emulator's delivery of webhook event_id: its state and attempts so far. */
+typedef struct delivery_wait {
+    rs_stack *s;
+    const char *event_id;
+    const char *state;   /* wanted state */
+    int failed_attempts; /* attempts that got no 200 */
+    int attempts;
+    bool last_redelivered;
+} delivery_wait;
+
+static bool delivery_scan(void *closure)
+{
+    delivery_wait *w = closure;
+    cJSON *answer = rs_emu(w->s, "GET", "/deliveries?after=0", NULL, 200);
+    bool reached = false;
+    const cJSON *delivery;
+    cJSON_ArrayForEach(delivery, cJSON_GetObjectItem(answer, "deliveries"))
+    {
+        bool ours = false;
+        const cJSON *id;
+        cJSON_ArrayForEach(id, cJSON_GetObjectItem(delivery, "webhookEventIds"))
+        {
+            ours = ours || (cJSON_IsString(id) && strcmp(id->valuestring, w->event_id) == 0);
+        }
+        if (!ours)
+            continue;
+        w->attempts = 0;
+        w->failed_attempts = 0;
+        const cJSON *attempt;
+        cJSON_ArrayForEach(attempt, cJSON_GetObjectItem(delivery, "attempts"))
+        {
+            w->attempts++;
+            const cJSON *status = cJSON_GetObjectItem(attempt, "status");
+            if (!cJSON_IsNumber(status) || status->valuedouble != 200)
+                w->failed_attempts++;
+            w->last_redelivered = cJSON_IsTrue(cJSON_GetObjectItem(attempt, "isRedelivery"));
+        }
+        const cJSON *state = cJSON_GetObjectItem(delivery, "state");
+        reached = cJSON_IsString(state) && strcmp(state->valuestring, w->state) == 0 &&
+                  w->failed_attempts > 0;
+    }
+    cJSON_Delete(answer);
+    return reached;
+}
+
+/* Every message of every stream has exactly one audit_log row (what ess-audit held when it
+ * died comes back after JetStream's 30 s ack_wait). */
+static bool audit_complete(void *closure)
+{
+    rs_stack *s = closure;
+    const char *streams[] = {"LINE_IN", "ESS", "LINE_OUT"};
+    for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) = %llu AND count(DISTINCT stream_seq) = %llu "
+                 "FROM audit_log WHERE stream = '%s'",
+                 (unsigned long long)rs_last_seq(s, streams[i]),
+                 (unsigned long long)rs_last_seq(s, streams[i]), streams[i]);
+        char *yes = rs_sql_text(s, sql);
+        bool done = yes != NULL && strcmp(yes, "t") == 0;
+        free(yes);
+        if (!done)
+            return false;
+    }
+    return true;
+}
+
+/* The rest of "SIGKILL of any service during the flow": ess-georouter with the report
+ * waiting for it, ess-audit holding messages it has not written, ess-ingress while the
+ * emulator sends the take (refused; LINE redelivers once it is back). */
+ESS_TEST(sigkill_of_ingress_georouter_and_audit_during_the_flow_leaves_one_of_each)
+{
+    rs_stack *s = &rs;
+    rs_start(s, NULL);
+    /* A long flush: what ess-audit receives stays held (unacknowledged) long enough to be
+     * killed with it. */
+    const char *audit_env[] = {"ESS_AUDIT_FLUSH=5s", NULL};
+    rs_audit_start(s, audit_env);
+    char officer[RS_ID_MAX], citizen[RS_ID_MAX], group[RS_ID_MAX];
+    rs_user(s, "officer", "th", officer, sizeof(officer));
+    rs_user(s, "citizen", "th", citizen, sizeof(citizen));
+    const char *invite[] = {"--province", "TH50", NULL};
+    invite_and_bind(s, invite, "team", officer, group, sizeof(group));
+
+    /* ess-georouter dies before the report: ess.incident.reported waits for it. */
+    assert_int_equal(rs_proc_stop(&s->georouter, SIGKILL), 128 + SIGKILL);
+    long long id = rs_report(s, citizen, CHIANG_MAI_LAT, CHIANG_MAI_LON, "0812345678");
+    /* ess-audit dies with a batch held, not written, not acknowledged. */
+    rs_wait_metric_above(&s->audit, "ess_audit_pending", 0);
+    assert_int_equal(rs_proc_stop(&s->audit, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(
+        sql_id(s, "SELECT count(*) FROM incidents WHERE id = {id} AND routed_at IS NULL", id), 1);
+    assert_int_equal(rs_bot_count(s, group, FLEX), 0);
+    rs_proc_start(s, &s->georouter, NULL);
+    rs_proc_start(s, &s->audit, NULL);
+    int64_t card = rs_wait_bot(s, group, FLEX, 1);
+    wait_sql_id(s, "SELECT count(*) FROM incidents WHERE id = {id} AND ack_deadline IS NOT NULL",
+                id, 1);
+
+    /* ess-ingress dies; the officer takes the case: the webhook is refused. */
+    rs_wait_all_applied(s);
+    assert_int_equal(rs_proc_stop(&s->ingress, SIGKILL), 128 + SIGKILL);
+    char path[128], body[200];
+    snprintf(path, sizeof(path), "/users/%s/tap", officer);
+    snprintf(body, sizeof(body), "{\"seq\":%lld,\"action\":1,\"groupId\":\"%s\"}", (long long)card,
+             group);
+    cJSON *answer = rs_emu(s, "POST", path, body, 202);
+    char take_event[80];
+    snprintf(take_event, sizeof(take_event), "%s",
+             cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(answer, "events"), 0),
+                                 "webhookEventId")
+                 ->valuestring);
+    cJSON_Delete(answer);
+    delivery_wait refused = {.s = s, .event_id = take_event, .state = "pending"};
+    if (!testkit_wait_until(delivery_scan, &refused, RS_WAIT_MS))
+        fail_msg("the take was not refused while ess-ingress was down (%d attempts)",
+                 refused.attempts);
+    rs_proc_start(s, &s->ingress, NULL);
+    delivery_wait delivered = {.s = s, .event_id = take_event, .state = "delivered"};
+    if (!testkit_wait_until(delivery_scan, &delivered, RS_WAIT_MS))
+        fail_msg("the take was not redelivered (%d attempts)", delivered.attempts);
+    assert_true(delivered.last_redelivered);
+    rs_wait_bot(s, group, "a=scene", 1);
+    rs_wait_bot(s, citizen, "เจ้าหน้าที่รับเรื่อง", 1);
+    wait_sql_id(s, "SELECT count(*) FROM incidents WHERE id = {id} AND acknowledged_by = 'officer'",
+                id, 1);
+    rs_wait_all_applied(s);
+
+    /* One of each. */
+    assert_int_equal(sql_id(s,
+                            "SELECT count(*) FROM incident_events WHERE incident_id = {id} AND "
+                            "kind = 'acknowledged'",
+                            id),
+                     1);
+    assert_int_equal(sql_id(s,
+                            "SELECT count(*) FROM incident_events WHERE incident_id = {id} AND "
+                            "kind = 'routed'",
+                            id),
+                     1);
+    assert_int_equal(
+        sql_id(s, "SELECT count(*) FROM incidents WHERE id = {id} AND status = 'acknowledged'", id),
+        1);
+    assert_int_equal(rs_subject_count(s, "ESS", "ess.incident.acknowledged"), 1);
+    assert_int_equal(rs_subject_count(s, "ESS", "ess.incident.routed"), 1);
+    assert_int_equal(rs_bot_count(s, group, FLEX), 1);
+    assert_int_equal(rs_bot_count(s, group, "a=scene"), 1);
+    assert_int_equal(rs_bot_count(s, citizen, "เจ้าหน้าที่รับเรื่อง"), 1);
+
+    /* The audit log: every message once, and the chain verifies (essctl exits 0). */
+    if (!testkit_wait_until(audit_complete, s, 90000))
+        fail_msg("audit_log does not hold every stream message exactly once");
+    assert_int_equal(rs_sql(s, "SELECT count(*) - count(DISTINCT msg_id) FROM audit_log"), 0);
+    const char *verify[] = {"audit", "verify", NULL};
+    free(rs_essctl(s, verify));
+    expect_no_dead_letters(s);
+}
+
 ESS_TEST(enrolment_refuses_bad_used_and_expired_codes_and_a_left_group_gets_nothing)
 {
     rs_stack *s = &rs;
