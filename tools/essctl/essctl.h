@@ -55,6 +55,12 @@ int essctl_fail(const essctl_command *command, const st_error *err);
  * returns 0 and the caller owns *ret_db (db_destroy). */
 int essctl_open_db(const essctl_command *command, int64_t statement_timeout_ms, db **ret_db);
 
+/* Parses an --agency list ("police,shelter"; NULL = every agency when all_by_default, none
+ * otherwise) into a PostgreSQL array literal ("{police,shelter}") in out, in the fixed agency
+ * order. Returns 0, or 2 after a usage error naming the known agencies. */
+int essctl_parse_agencies(const essctl_command *command, const char *list, bool all_by_default,
+                          char *out, size_t out_size);
+
 /* Prints the environment variables essctl reads (for essctl --help). */
 void essctl_print_environment(FILE *out);
 

@@ -129,3 +129,38 @@ int essctl_open_db(const essctl_command *command, int64_t statement_timeout_ms, 
     }
     return ESSCTL_EXIT_OK;
 }
+
+/* The agencies a team can have, in the order every listing prints them (DESIGN.md §1). */
+static const char *const agency_names[] = {"police", "social_development", "shelter", "prosecutor",
+                                           "local_network"};
+#define AGENCY_COUNT (sizeof(agency_names) / sizeof(agency_names[0]))
+
+int essctl_parse_agencies(const essctl_command *command, const char *list, bool all_by_default,
+                          char *out, size_t out_size)
+{
+    bool chosen[AGENCY_COUNT] = {false};
+    for (size_t a = 0; list == NULL && a < AGENCY_COUNT; a++)
+        chosen[a] = all_by_default;
+    for (const char *cursor = list; cursor != NULL && *cursor != '\0';) {
+        size_t len = strcspn(cursor, ",");
+        bool known = false;
+        for (size_t a = 0; a < AGENCY_COUNT; a++)
+            if (strlen(agency_names[a]) == len && strncmp(agency_names[a], cursor, len) == 0)
+                known = chosen[a] = true;
+        if (!known)
+            return essctl_usage_error(
+                command, "agencies are police, social_development, shelter, prosecutor, "
+                         "local_network");
+        cursor += len;
+        if (*cursor == ',')
+            cursor++;
+    }
+    size_t used = (size_t)snprintf(out, out_size, "{");
+    for (size_t a = 0; a < AGENCY_COUNT && used < out_size; a++)
+        if (chosen[a])
+            used += (size_t)snprintf(out + used, out_size - used, "%s%s", used > 1 ? "," : "",
+                                     agency_names[a]);
+    if (used < out_size)
+        snprintf(out + used, out_size - used, "}");
+    return ESSCTL_EXIT_OK;
+}

@@ -26,9 +26,6 @@ int essctl_team_invite(const essctl_command *command, int argc, char **argv);
 #define INVITE_VALIDITY "24 hours"
 #define NAME_MAX_BYTES 200
 
-static const char *const agency_names[] = {"police", "social_development", "shelter", "prosecutor",
-                                           "local_network"};
-#define AGENCY_COUNT (sizeof(agency_names) / sizeof(agency_names[0]))
 
 typedef struct invite_spec {
     geo_team_kind kind;
@@ -43,34 +40,6 @@ typedef struct invite_spec {
     bool created;
     char expires_at[40];
 } invite_spec;
-
-static int parse_agencies(const essctl_command *command, const char *list, invite_spec *spec)
-{
-    bool chosen[AGENCY_COUNT] = {false};
-    for (size_t a = 0; list == NULL && a < AGENCY_COUNT; a++)
-        chosen[a] = spec->kind == GEO_TEAM_MULTIDISCIPLINARY;
-    for (const char *cursor = list; cursor != NULL && *cursor != '\0';) {
-        size_t len = strcspn(cursor, ",");
-        bool known = false;
-        for (size_t a = 0; a < AGENCY_COUNT; a++)
-            if (strlen(agency_names[a]) == len && strncmp(agency_names[a], cursor, len) == 0)
-                known = chosen[a] = true;
-        if (!known)
-            return essctl_usage_error(
-                command, "agencies are police, social_development, shelter, prosecutor, "
-                         "local_network");
-        cursor += len;
-        if (*cursor == ',')
-            cursor++;
-    }
-    size_t used = (size_t)snprintf(spec->agencies, sizeof(spec->agencies), "{");
-    for (size_t a = 0; a < AGENCY_COUNT; a++)
-        if (chosen[a])
-            used += (size_t)snprintf(spec->agencies + used, sizeof(spec->agencies) - used, "%s%s",
-                                     used > 1 ? "," : "", agency_names[a]);
-    snprintf(spec->agencies + used, sizeof(spec->agencies) - used, "}");
-    return ESSCTL_EXIT_OK;
-}
 
 /* Checks the area, finds or creates the team. */
 static st_code find_team(db *d, invite_spec *spec, st_error *err)
@@ -212,7 +181,8 @@ int essctl_team_invite(const essctl_command *command, int argc, char **argv)
         return essctl_usage_error(command, "--station is a station id (1..64 characters)");
     if (spec.name != NULL && (strlen(spec.name) == 0 || strlen(spec.name) > NAME_MAX_BYTES))
         return essctl_usage_error(command, "--name is 1..%d bytes", NAME_MAX_BYTES);
-    if ((exit_code = parse_agencies(command, agencies, &spec)) != ESSCTL_EXIT_OK)
+    if ((exit_code = essctl_parse_agencies(command, agencies, spec.kind == GEO_TEAM_MULTIDISCIPLINARY,
+                                                 spec.agencies, sizeof(spec.agencies))) != ESSCTL_EXIT_OK)
         return exit_code;
 
     unsigned char random[CONV_INVITE_RANDOM_BYTES];

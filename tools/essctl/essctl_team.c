@@ -31,9 +31,6 @@ int essctl_team_remove(const essctl_command *command, int argc, char **argv);
 #define GROUP_ID_MAX 64
 #define GROUPS_MAX 16
 
-static const char *const agency_names[] = {"police", "social_development", "shelter", "prosecutor",
-                                           "local_network"};
-#define AGENCY_COUNT (sizeof(agency_names) / sizeof(agency_names[0]))
 
 static bool group_id_valid(const char *id, size_t len)
 {
@@ -113,41 +110,6 @@ static int take_groups(const essctl_command *command, int *argc, char **argv, te
     }
     *argc = kept;
     argv[kept] = NULL;
-    return ESSCTL_EXIT_OK;
-}
-
-static int parse_agencies(const essctl_command *command, const char *list, team_spec *spec)
-{
-    bool chosen[AGENCY_COUNT] = {false};
-    if (list == NULL) {
-        for (size_t a = 0; a < AGENCY_COUNT; a++)
-            chosen[a] = spec->kind == GEO_TEAM_MULTIDISCIPLINARY;
-    } else {
-        const char *cursor = list;
-        while (*cursor != '\0') {
-            size_t len = strcspn(cursor, ",");
-            bool known = false;
-            for (size_t a = 0; a < AGENCY_COUNT; a++) {
-                if (strlen(agency_names[a]) == len && strncmp(agency_names[a], cursor, len) == 0) {
-                    chosen[a] = true;
-                    known = true;
-                }
-            }
-            if (!known)
-                return essctl_usage_error(command,
-                                          "agencies are police, social_development, shelter, "
-                                          "prosecutor, local_network");
-            cursor += len;
-            if (*cursor == ',')
-                cursor++;
-        }
-    }
-    size_t used = (size_t)snprintf(spec->agencies, sizeof(spec->agencies), "{");
-    for (size_t a = 0; a < AGENCY_COUNT; a++)
-        if (chosen[a])
-            used += (size_t)snprintf(spec->agencies + used, sizeof(spec->agencies) - used, "%s%s",
-                                     used > 1 ? "," : "", agency_names[a]);
-    snprintf(spec->agencies + used, sizeof(spec->agencies) - used, "}");
     return ESSCTL_EXIT_OK;
 }
 
@@ -275,7 +237,8 @@ int essctl_team_add(const essctl_command *command, int argc, char **argv)
         return essctl_usage_error(command, "--station is a station id (1..64 characters)");
     if (spec.group_count == 0)
         return essctl_usage_error(command, "--group is required: the team's LINE group id");
-    if ((exit_code = parse_agencies(command, agencies, &spec)) != ESSCTL_EXIT_OK)
+    if ((exit_code = essctl_parse_agencies(command, agencies, spec.kind == GEO_TEAM_MULTIDISCIPLINARY,
+                                                 spec.agencies, sizeof(spec.agencies))) != ESSCTL_EXIT_OK)
         return exit_code;
 
     db *d = NULL;
