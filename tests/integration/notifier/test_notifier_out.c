@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "notifier_command.h"
 #include "notifier_harness.h"
@@ -33,6 +34,9 @@ typedef struct out_case {
     size_t commands;
     const char *faults[2];
     const char *notifier_env[2];
+    /* The notifier starts only once the commands are older than this (ms): a command it
+     * pulls the instant it is published may be 0 ms old, whatever the age limit. */
+    int64_t start_when_older_ms;
     size_t want_messages;
     const char *want_endpoint;    /* of every recorded message */
     bool want_fallback_key;       /* pushes carry the key of command_id + ".fallback" */
@@ -137,6 +141,7 @@ static const out_case case_reply_too_old_goes_by_push = {
     .kind = REPLY_FRESH,
     .commands = 1,
     .notifier_env = {"ESS_NOTIFIER_REPLY_MAX_AGE=1ms"},
+    .start_when_older_ms = 5,
     .want_messages = 1,
     .want_endpoint = "push",
     .want_fallback_key = true,
@@ -278,10 +283,29 @@ static void check_dead_letter(nh_env *env, const out_case *c)
     natsMsg_Destroy(letter);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+typedef struct age_probe {
+    int64_t published_ms;
+    int64_t older_than_ms;
+} age_probe;
+
+static bool commands_old_enough(void *closure)
+{
+    age_probe *probe = closure;
+    return wall_ms() - probe->published_ms > probe->older_than_ms;
+}
+
 static void run(const out_case *c)
 {
     nh_env env;
-    nh_start(&env, false, true, c->notifier_env[0] != NULL ? c->notifier_env : NULL);
+    bool start_now = c->start_when_older_ms == 0;
+    nh_start(&env, false, start_now, c->notifier_env[0] != NULL ? c->notifier_env : NULL);
     char user[40], stranger[40], reply_token[128] = "";
     nh_emu_user(&env, "ผู้แจ้ง", user);
     cJSON_Delete(nh_emu(&env, "POST", "/users", "{\"displayName\":\"คนแปลกหน้า\"}", 201));
@@ -302,6 +326,11 @@ static void run(const out_case *c)
 
     for (size_t i = 0; i < c->commands; i++)
         publish_command(&env, c, i, user, stranger, reply_token);
+    if (!start_now) {
+        age_probe age = {wall_ms(), c->start_when_older_ms};
+        assert_true(testkit_wait_until(commands_old_enough, &age, 10000));
+        nh_notifier_start(&env);
+    }
 
     if (c->want_dead_letter != NULL) {
         dlq_probe probe = {&env};
