@@ -519,24 +519,52 @@ static st_code on_member_profile(team_run *run, st_error *err)
     snprintf(seq_text, sizeof(seq_text), "%lld", seq);
     const char *params[] = {seq_text, event->group_id, name};
     db_result *entry = NULL;
-    st_code status = db_exec(run->d,
-                             "UPDATE incident_events SET actor = $3, "
-                             "detail = detail || '{\"actor_from\": \"line_profile\"}'::jsonb "
-                             "WHERE id = $1::bigint AND group_id = $2 "
-                             "AND actor_type = 'responder' RETURNING incident_id, kind",
-                             3, params, &entry, err);
+    cJSON *named = NULL;
+    st_code status = db_exec(
+        run->d,
+        "UPDATE incident_events e SET actor = $3, "
+        "detail = detail || '{\"actor_from\": \"line_profile\"}'::jsonb "
+        "FROM incidents i WHERE e.id = $1::bigint AND e.group_id = $2 "
+        "AND e.actor_type = 'responder' AND i.id = e.incident_id "
+        "RETURNING e.incident_id, e.kind, i.case_number, "
+        "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+        3, params, &entry, err);
     if (status != ST_OK || db_result_rows(entry) != 1)
         goto cleanup;
-    run->result.incident_id = conv_db_int_value(entry, 0, 0);
+    int64_t incident_id = conv_db_int_value(entry, 0, 0);
+    const char *kind = db_result_value(entry, 0, 1);
+    run->result.incident_id = incident_id;
     run->result.what = "member_named";
-    if (strcmp(db_result_value(entry, 0, 1), "acknowledged") == 0) {
+    if (strcmp(kind, "acknowledged") == 0) {
         const char *update[] = {db_result_value(entry, 0, 0), event->group_id, name};
         status = db_exec(run->d,
                          "UPDATE incidents SET acknowledged_by = $3, updated_at = now() "
                          "WHERE id = $1::bigint AND acknowledged_group_id = $2",
                          3, update, NULL, err);
+        if (status != ST_OK)
+            goto cleanup;
     }
+    /* The name arrives after the step's own event: watchers of the case (the console) learn
+     * of it from this note, which names the step it completes. */
+    named = cJSON_CreateObject();
+    if (named == NULL || cJSON_AddNumberToObject(named, "incident_id", (double)incident_id) == NULL ||
+        cJSON_AddStringToObject(named, "case_number", db_result_value(entry, 0, 2)) == NULL ||
+        cJSON_AddStringToObject(named, "at", db_result_value(entry, 0, 3)) == NULL ||
+        cJSON_AddStringToObject(named, "group_id", event->group_id) == NULL ||
+        cJSON_AddStringToObject(named, "actor", name) == NULL ||
+        ((strcmp(kind, "acknowledged") == 0 || strcmp(kind, "on_scene") == 0 ||
+          strcmp(kind, "closed") == 0) &&
+         cJSON_AddStringToObject(named, "status", kind) == NULL)) {
+        status = st_fail(err, ST_NOMEM, "out of memory building an event");
+        goto cleanup;
+    }
+    char msg_id[64];
+    snprintf(msg_id, sizeof(msg_id), "named.%" PRId64 ".%lld", incident_id, seq);
+    bool added = false;
+    status = conv_db_add_event(run->d, "ess.incident.note", msg_id, named, &added, err);
+    run->result.outbox_added += added;
 cleanup:
+    cJSON_Delete(named);
     db_result_destroy(entry);
     return status;
 }

@@ -42,6 +42,19 @@ static char *sql_id_text(rs_stack *s, const char *format, long long id)
     return rs_sql_text(s, sql);
 }
 
+typedef struct named_probe {
+    rs_stack *s;
+    char msg_id[64];
+    char *payload; /* heap, once found */
+} named_probe;
+
+static bool named_note_published(void *closure)
+{
+    named_probe *probe = closure;
+    probe->payload = rs_find_msg(probe->s, "ESS", probe->msg_id);
+    return probe->payload != NULL;
+}
+
 static void wait_sql_id(rs_stack *s, const char *format, long long id, long long expected)
 {
     char sql[1024];
@@ -167,6 +180,22 @@ ESS_TEST(invite_bind_report_take_on_scene_close_with_a_timeline)
                 "SELECT count(*) FROM incident_events WHERE incident_id = {id} AND "
                 "kind = 'acknowledged' AND actor = 'ร.ต.อ. สมชาย ใจดี'",
                 id, 1);
+    /* ... and watchers of the case hear of the name: a note naming the step it completes. */
+    named_probe named = {.s = s};
+    snprintf(named.msg_id, sizeof(named.msg_id), "named.%lld.%lld", id,
+             sql_id(s,
+                    "SELECT id FROM incident_events WHERE incident_id = {id} AND "
+                    "kind = 'acknowledged'",
+                    id));
+    assert_true(testkit_wait_until(named_note_published, &named, RS_WAIT_MS));
+    cJSON *note = cJSON_Parse(named.payload);
+    assert_non_null(note);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(note, "actor")->valuestring,
+                        "ร.ต.อ. สมชาย ใจดี");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(note, "status")->valuestring,
+                        "acknowledged");
+    cJSON_Delete(note);
+    free(named.payload);
 
     /* What the reporter adds goes to the group that took the case. */
     rs_act(s, citizen, "text", "{\"text\":\"ประตูสีฟ้า บ้านเลขที่ 9\"}", NULL, 0);
