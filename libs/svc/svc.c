@@ -53,6 +53,8 @@ struct svc {
     _Atomic bool draining;
     _Atomic bool ensured;
     _Atomic bool ready;
+    /* The health check found PostgreSQL unreachable (needs_pg): consumers fetch nothing. */
+    _Atomic bool pg_unreachable;
     pthread_mutex_t state_lock;
     pthread_cond_t state_cond;
     char ready_reasons[SVC_READY_REASONS_MAX];
@@ -403,7 +405,9 @@ static void *health_main(void *arg)
                 if (db_connect(&options, &health_db, &err) != ST_OK)
                     health_db = NULL;
             }
-            if (health_db == NULL || db_ping(health_db, &err) != ST_OK)
+            bool reachable = health_db != NULL && db_ping(health_db, &err) == ST_OK;
+            atomic_store(&s->pg_unreachable, !reachable);
+            if (!reachable)
                 append_reason(reasons, sizeof(reasons), "PostgreSQL not reachable");
         }
         if (def->ready != NULL && reasons[0] == '\0') {
@@ -493,6 +497,16 @@ static void *consumer_main(void *arg)
     int batch = spec->batch > 0 ? spec->batch : 16;
     int failures = 0;
     while (!atomic_load(&s->stop_requested)) {
+        /* While PostgreSQL is unreachable a service that needs it fetches nothing: every
+         * delivery would fail and count against max_deliver, so an outage longer than the
+         * retry budget (a slow restart, a failover) would dead-letter messages that only wait
+         * for the database. They wait in JetStream instead, with their delivery counts
+         * intact, until the health check (every SVC_HEALTH_PERIOD_MS) reaches it again. */
+        if (s->def->needs_pg && atomic_load(&s->pg_unreachable)) {
+            if (wait_for_stop(s, 50))
+                break;
+            continue;
+        }
         size_t handled = 0;
         int room = batch;
         if (spec->capacity != NULL) {

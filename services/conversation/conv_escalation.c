@@ -97,6 +97,86 @@ cleanup:
     return status;
 }
 
+/* An info_added timeline entry's detail (conv_store.c append_info) back into what
+ * conv_notify_info needs; *ret_text is heap (conv_db_wipe_free) for a text. False for an entry
+ * that cannot be read back (no type, a text sealed under another key): it is left out rather
+ * than holding up the routing. */
+static bool info_from_detail(const vault_keys *keys, const char *detail_text,
+                             conv_team_msg *ret_msg, char **ret_text, conv_location *ret_location)
+{
+    cJSON *detail = cJSON_Parse(detail_text);
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(detail, "type"));
+    bool usable = true;
+    *ret_text = NULL;
+    memset(ret_location, 0, sizeof(*ret_location));
+    if (type == NULL) {
+        usable = false;
+    } else if (strcmp(type, "text") == 0) {
+        *ret_msg = CONV_TEAM_MSG_INFO_TEXT;
+        const char *sealed_text =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(detail, "text_sealed"));
+        unsigned char *sealed = NULL;
+        size_t sealed_len = 0, plain_len = 0;
+        st_error ignored = {0};
+        usable = sealed_text != NULL &&
+                 conv_db_base64_decode(sealed_text, &sealed, &sealed_len) == ST_OK &&
+                 vault_open(keys, CONV_CONTEXT_INFO_TEXT, sealed, sealed_len, ret_text, &plain_len,
+                            &ignored) == ST_OK;
+        free(sealed);
+    } else if (strcmp(type, "location") == 0) {
+        *ret_msg = CONV_TEAM_MSG_INFO_LOCATION;
+        const cJSON *location = cJSON_GetObjectItemCaseSensitive(detail, "location");
+        const cJSON *lat = cJSON_GetObjectItemCaseSensitive(location, "lat");
+        const cJSON *lon = cJSON_GetObjectItemCaseSensitive(location, "lon");
+        const char *title =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(location, "title"));
+        const char *address =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(location, "address"));
+        ret_location->present = cJSON_IsNumber(lat) && cJSON_IsNumber(lon);
+        ret_location->lat = cJSON_GetNumberValue(lat);
+        ret_location->lon = cJSON_GetNumberValue(lon);
+        snprintf(ret_location->title, sizeof(ret_location->title), "%s", title ? title : "");
+        snprintf(ret_location->address, sizeof(ret_location->address), "%s",
+                 address ? address : "");
+    } else {
+        *ret_msg =
+            strcmp(type, "sticker") == 0 ? CONV_TEAM_MSG_INFO_STICKER : CONV_TEAM_MSG_INFO_IMAGE;
+    }
+    cJSON_Delete(detail);
+    return usable;
+}
+
+/* What the reporter added before the routing reached us went to no group (none was known):
+ * the groups hear it now, under the ids conv_notify_info always uses. The incident row is
+ * locked by the caller, so an info event either committed before (its entry is read here) or
+ * forwards after (it sees the targets): once either way. */
+static st_code forward_earlier_info(db *d, const vault_keys *keys, int64_t incident_id,
+                                    const char *case_number, size_t *ret_sent, st_error *err)
+{
+    char incident[24];
+    conv_db_int_text(incident, sizeof(incident), incident_id);
+    const char *params[] = {incident};
+    db_result *entries = NULL;
+    st_code status = db_exec(d,
+                             "SELECT id, detail FROM incident_events WHERE incident_id = "
+                             "$1::bigint AND kind = 'info_added' ORDER BY id",
+                             1, params, &entries, err);
+    for (int i = 0; status == ST_OK && i < db_result_rows(entries); i++) {
+        conv_team_msg msg = CONV_TEAM_MSG_INFO_IMAGE;
+        char *text = NULL;
+        conv_location location;
+        size_t sent = 0;
+        if (info_from_detail(keys, db_result_value(entries, i, 1), &msg, &text, &location))
+            status = conv_notify_info(d, keys, incident_id, case_number,
+                                      conv_db_int_value(entries, i, 0), msg, text, &location, &sent,
+                                      err);
+        *ret_sent += sent;
+        conv_db_wipe_free(text);
+    }
+    db_result_destroy(entries);
+    return status;
+}
+
 static void interval_text(char *out, size_t size, int64_t ms)
 {
     snprintf(out, size, "%" PRId64 " milliseconds", ms);
@@ -170,6 +250,10 @@ st_code conv_escalation_record(db *d, const conv_store_config *config, const cha
             db_result_rows(updated) == 1 && strcmp(db_result_value(updated, 0, 0), "t") == 0;
     db_result_destroy(updated);
     if (status != ST_OK)
+        goto cleanup;
+    if (routed->count > 0 && (status = forward_earlier_info(d, config->keys, routed->incident_id,
+                                                            db_result_value(row, 0, 1),
+                                                            &result.outbox_added, err)) != ST_OK)
         goto cleanup;
     /* Cancelled before the routing reached us: the card's groups hear it now. */
     if (strcmp(db_result_value(row, 0, 0), "cancelled") == 0 && routed->count > 0) {

@@ -1,5 +1,6 @@
 #include "conv_notify.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,48 @@ st_code conv_notify_groups(db *d, const vault_keys *keys, int64_t incident_id,
     db_result_destroy(groups);
     if (status == ST_OK && ret_sent != NULL)
         *ret_sent = sent;
+    return status;
+}
+
+st_code conv_notify_info(db *d, const vault_keys *keys, int64_t incident_id,
+                         const char *case_number, int64_t seq, conv_team_msg msg, const char *text,
+                         const conv_location *location, size_t *ret_sent, st_error *err)
+{
+    conv_team_params params = {
+        .case_number = case_number, .incident_id = incident_id, .text = text};
+    cJSON *message = NULL, *messages = NULL;
+    db_result *taken = NULL;
+    st_code status = conv_team_render(msg, &params, &message);
+    if (status != ST_OK)
+        return st_fail(err, status, "cannot render information for the groups");
+    messages = conv_notify_one(message);
+    if (messages == NULL)
+        return st_fail(err, ST_NOMEM, "out of memory");
+    if (msg == CONV_TEAM_MSG_INFO_LOCATION && location != NULL) {
+        cJSON *pin = conv_team_location_message(case_number, location);
+        if (pin == NULL) {
+            status = st_fail(err, ST_NOMEM, "out of memory");
+            goto cleanup;
+        }
+        cJSON_AddItemToArray(messages, pin);
+    }
+    char incident[24];
+    conv_db_int_text(incident, sizeof(incident), incident_id);
+    const char *params_sql[] = {incident};
+    if ((status = db_exec(d,
+                          "SELECT acknowledged_group_id IS NOT NULL FROM incidents "
+                          "WHERE id = $1::bigint FOR UPDATE",
+                          1, params_sql, &taken, err)) != ST_OK)
+        goto cleanup;
+    bool has_taker = db_result_rows(taken) == 1 && strcmp(db_result_value(taken, 0, 0), "t") == 0;
+    char key[64];
+    snprintf(key, sizeof(key), "info.%" PRId64 ".%" PRId64, incident_id, seq);
+    status = conv_notify_groups(d, keys, incident_id,
+                                has_taker ? CONV_NOTIFY_TAKER : CONV_NOTIFY_NOTIFIED, 0, NULL,
+                                messages, key, ret_sent, err);
+cleanup:
+    db_result_destroy(taken);
+    cJSON_Delete(messages);
     return status;
 }
 

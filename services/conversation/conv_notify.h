@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "conv_catalog.h"
+#include "conv_team.h"
 #include "db.h"
 #include "status.h"
 #include "vault.h"
@@ -38,6 +39,19 @@ typedef enum conv_notify_scope {
 st_code conv_notify_groups(db *d, const vault_keys *keys, int64_t incident_id,
                            conv_notify_scope scope, int level, const char *except_group,
                            const cJSON *messages, const char *key, size_t *ret_sent, st_error *err);
+
+/* What a reporter added to a case (its timeline entry seq) for the case's groups: the group
+ * that took it, else every group notified so far; command id "push.info.<incident>.<seq>.<group>".
+ * msg is CONV_TEAM_MSG_INFO_TEXT (with text), _INFO_LOCATION (with location: the notice and a
+ * pin), _INFO_STICKER or _INFO_IMAGE; text and location are borrowed. It first locks the
+ * incident row (FOR UPDATE; callers hold the reporter's conversation row before, as every
+ * writer does): so it and the recording of the routed targets (conv_escalation_record) run one
+ * after the other, and whichever runs second forwards — the entry reaches the groups even when
+ * the reporter wrote before the routing was recorded, and the same ids make a repeat send
+ * nothing. *ret_sent = groups addressed. */
+st_code conv_notify_info(db *d, const vault_keys *keys, int64_t incident_id,
+                         const char *case_number, int64_t seq, conv_team_msg msg, const char *text,
+                         const conv_location *location, size_t *ret_sent, st_error *err);
 
 /* A silent push of msg (rendered with the case number and id) to the case's reporter, command
  * id "push.<key>". *ret_added false when there was nobody to push to or it was there. */

@@ -385,8 +385,6 @@ static st_code forward_info(apply_run *run, int64_t incident_id, const char *cas
                             int64_t seq, st_error *err)
 {
     const conv_event *source = run->event;
-    conv_team_params params = {
-        .case_number = case_number, .incident_id = incident_id, .text = source->text};
     conv_team_msg msg;
     switch (source->kind) {
     case CONV_EV_TEXT:
@@ -402,41 +400,10 @@ static st_code forward_info(apply_run *run, int64_t incident_id, const char *cas
         msg = CONV_TEAM_MSG_INFO_IMAGE;
         break;
     }
-    cJSON *message = NULL, *messages = NULL;
-    db_result *taken = NULL;
-    st_code status = conv_team_render(msg, &params, &message);
-    if (status != ST_OK)
-        return st_fail(err, status, "cannot render information for the groups");
-    messages = conv_notify_one(message);
-    if (messages == NULL)
-        return st_fail(err, ST_NOMEM, "out of memory");
-    if (source->kind == CONV_EV_LOCATION) {
-        cJSON *pin = conv_team_location_message(case_number, &source->location);
-        if (pin == NULL) {
-            status = st_fail(err, ST_NOMEM, "out of memory");
-            goto cleanup;
-        }
-        cJSON_AddItemToArray(messages, pin);
-    }
-    char incident[24];
-    format_int(incident, sizeof(incident), incident_id);
-    const char *params_sql[] = {incident};
-    if ((status = db_exec(run->d,
-                          "SELECT acknowledged_group_id IS NOT NULL FROM incidents "
-                          "WHERE id = $1::bigint",
-                          1, params_sql, &taken, err)) != ST_OK)
-        goto cleanup;
-    bool has_taker = db_result_rows(taken) == 1 && strcmp(db_result_value(taken, 0, 0), "t") == 0;
-    char key[64];
-    snprintf(key, sizeof(key), "info.%" PRId64 ".%" PRId64, incident_id, seq);
     size_t sent = 0;
-    status = conv_notify_groups(run->d, run->config->keys, incident_id,
-                                has_taker ? CONV_NOTIFY_TAKER : CONV_NOTIFY_NOTIFIED, 0, NULL,
-                                messages, key, &sent, err);
+    st_code status = conv_notify_info(run->d, run->config->keys, incident_id, case_number, seq,
+                                      msg, source->text, &source->location, &sent, err);
     run->outbox_added += sent;
-cleanup:
-    db_result_destroy(taken);
-    cJSON_Delete(messages);
     return status;
 }
 

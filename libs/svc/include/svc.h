@@ -13,7 +13,9 @@
  *   5. serves HTTP/1.1 on the listen address: GET /healthz (alive), GET /readyz (every
  *      dependency reachable, not draining), GET /metrics (Prometheus text), plus the
  *      service's own routes;
- *   6. runs one thread per declared consumer: poll, handle, ack;
+ *   6. runs one thread per declared consumer: poll, handle, ack; a service with needs_pg
+ *      fetches nothing while its health check finds PostgreSQL unreachable, so an outage
+ *      longer than the retry budget leaves messages waiting in JetStream, not dead-lettered;
  *   7. on SIGTERM/SIGINT: readiness turns false, consumers stop fetching and finish the
  *      message in hand, the stop hook runs, pending publishes flush; bounded by
  *      ESS_DRAIN_TIMEOUT; exit 0.
