@@ -38,7 +38,15 @@
     X("audit show", essctl_audit_show, "--incident CASE [--json]",                              \
       "the whole history of a case from the audit log")                                         \
     X("retention run", essctl_retention_run, "[--days N]",                                      \
-      "erase phone numbers and reporter LINE ids of incidents closed > ESS_PII_RETENTION_DAYS")
+      "erase phone numbers and reporter LINE ids of incidents closed > ESS_PII_RETENTION_DAYS") \
+    X("user add", essctl_user_add,                                                              \
+      "--name NAME --role commander|analyst|admin --area TH50|all [--password-stdin]",         \
+      "a console account (password: stdin, a prompt, or ESS_CONSOLE_PASSWORD)")                \
+    X("user list", essctl_user_list, "[--json]", "the console accounts")                       \
+    X("user remove", essctl_user_remove, "--name NAME",                                         \
+      "remove a console account; its sessions end")                                              \
+    X("user passwd", essctl_user_passwd, "--name NAME [--password-stdin]",                      \
+      "set a console account's password; its sessions end")
 
 #define DECLARE_HANDLER(words, handler, usage, help)                                               \
     int handler(const essctl_command *command, int argc, char **argv);

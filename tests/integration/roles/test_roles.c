@@ -746,8 +746,8 @@ typedef struct table_grant {
     const char *privileges; /* what ess_service holds on the whole table, in this order */
 } table_grant;
 
-/* Migration 0007's table. A table missing here fails the test: decide in a migration what
- * the services may do with it, then add it. */
+/* Migration 0007's table, and 0008's for the console. A table missing here fails the test:
+ * decide in a migration what the services may do with it, then add it. */
 static const table_grant expected_grants[] = {
     {"provinces", "SELECT"},
     {"districts", "SELECT"},
@@ -767,6 +767,11 @@ static const table_grant expected_grants[] = {
     {"processed_events", "SELECT INSERT"},
     {"audit_log", "SELECT INSERT"},
     {"schema_migrations", "SELECT"},
+    /* 0008: ess-console's accounts (UPDATE of last_login_at only: checked below), sessions
+     * and login throttling (DELETE: logout, expiry and the sweep of old failures). */
+    {"console_users", "SELECT"},
+    {"console_sessions", "SELECT INSERT UPDATE DELETE"},
+    {"console_login_failures", "SELECT INSERT UPDATE DELETE"},
 };
 
 /* What ess_service holds on each table of schema public, one "table: PRIVILEGES" line each. */
@@ -823,6 +828,13 @@ ESS_TEST(grants_are_exactly_the_documented_table)
                                  "'incidents'::regclass AND attnum > 0 AND NOT attisdropped "
                                  "AND has_column_privilege('ess_service', attrelid, attnum, "
                                  "'UPDATE')") >= 20);
+    /* console_users: the console notes the last login, nothing else (0008). */
+    assert_int_equal(sql_int(e.admin, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                                      "'console_users'::regclass AND attnum > 0 AND NOT "
+                                      "attisdropped AND has_column_privilege('ess_service', "
+                                      "attrelid, attnum, 'UPDATE') <> (attname = "
+                                      "'last_login_at')"),
+                     0);
     /* The retention role keeps its own (0005): erasing is its job, not the services'. */
     assert_int_equal(sql_int(e.admin, "SELECT count(*) FROM unnest(ARRAY['phone_encrypted', "
                                       "'reporter_id_encrypted', 'reporter_key_hash', "
