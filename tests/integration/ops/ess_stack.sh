@@ -101,7 +101,7 @@ fi
 built() { [[ -x "$BUILD/bin/$1" ]]; }
 owner_sql() { psql -X -At "$ESS_PG_DSN" -c "$1"; }
 db_services=()
-for name in ess-audit ess-conversation ess-georouter ess-notifier; do
+for name in ess-audit ess-console ess-conversation ess-georouter ess-notifier; do
   if built "$name"; then db_services+=("$name"); fi
 done
 service_sessions() {
