@@ -1,4 +1,4 @@
-/* console_http: the JSON API of docs /work/notes/console-api.md (services/console/README.md),
+/* console_http: the JSON API (services/console/README.md, section API),
  * as plain functions: a parsed request in, a response out. They run on a query worker with
  * its own PostgreSQL connection (console_server.c moves requests and answers between the
  * event loop and the workers), so they may block on the database; they never touch h2o.

@@ -441,33 +441,11 @@
   }
 
   function upsertCase(item) {
-    var before = state.cases.get(item.case_number);
     if (OPEN_STATUSES[item.status]) state.cases.set(item.case_number, item);
     else state.cases.delete(item.case_number);
     state.fresh.add(item.case_number);
     renderBoard();
     if (state.drawerCase === item.case_number) refreshDrawerSoon();
-    if (!before || before.status !== item.status) followName(item);
-  }
-
-  /* A take (on scene, close) names "a member of <team>" at once; the member's LINE name
-   * replaces it in the case a moment later, when LINE's profile answer comes back, and no
-   * event says so. So the case is read again shortly after such a step. */
-  function followName(item) {
-    if (!item.acknowledged_at) return;
-    [1500, 4000].forEach(function (delay) {
-      setTimeout(function () {
-        if (!state.user || !state.cases.has(item.case_number)) return;
-        api('GET', '/api/cases/' + encodeURIComponent(item.case_number)).then(function (answer) {
-          var fresh = answer.status === 200 && answer.body && answer.body.case;
-          var known = state.cases.get(item.case_number);
-          if (!fresh || !known || known.acknowledged_by === fresh.acknowledged_by) return;
-          // Only the name: a newer event may have changed the rest meanwhile.
-          known.acknowledged_by = fresh.acknowledged_by;
-          renderBoard();
-        });
-      }, delay);
-    });
   }
 
   function sortedCases() {
