@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -343,4 +344,211 @@ void testkit_drop_database(const char *dsn)
     char sql[200];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     admin_exec(sql);
+}
+
+/* ---- a private nats-server ---------------------------------------------------------------- */
+
+#define NATS_READY_MS 20000
+#define NATS_STOP_MS 10000
+#define NATS_PROBE_MS 200
+
+/* Servers testkit_nats_prepare made and nobody stopped yet: copies, not pointers, because a
+ * failed case's testkit_nats may have lived on its stack. */
+static struct {
+    char store[sizeof(((testkit_nats *)0)->store)];
+    int pid;
+} live_nats[8];
+
+static void nats_forget(const char *store)
+{
+    for (size_t i = 0; i < sizeof(live_nats) / sizeof(live_nats[0]); i++)
+        if (live_nats[i].store[0] != '\0' && strcmp(live_nats[i].store, store) == 0) {
+            live_nats[i].store[0] = '\0';
+            live_nats[i].pid = 0;
+        }
+}
+
+static void nats_note_pid(const char *store, int pid)
+{
+    for (size_t i = 0; i < sizeof(live_nats) / sizeof(live_nats[0]); i++)
+        if (live_nats[i].store[0] != '\0' && strcmp(live_nats[i].store, store) == 0)
+            live_nats[i].pid = pid;
+}
+
+/* $ESS_NATS_SERVER, else nats-server from PATH or the sbin directories (Debian installs it in
+ * /usr/sbin, not always on a test's PATH). */
+static void nats_find_binary(char *out, size_t out_size)
+{
+    const char *given = getenv("ESS_NATS_SERVER");
+    if (given != NULL && given[0] != '\0') {
+        if ((size_t)snprintf(out, out_size, "%s", given) >= out_size)
+            fail_msg("ESS_NATS_SERVER is too long");
+        return;
+    }
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof(dirs), "%.3500s:/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin",
+             path != NULL ? path : "");
+    for (char *dir = dirs, *end; dir != NULL; dir = end) {
+        end = strchr(dir, ':');
+        if (end != NULL)
+            *end++ = '\0';
+        if ((size_t)snprintf(out, out_size, "%s/nats-server", dir[0] != '\0' ? dir : ".") <
+                out_size &&
+            access(out, X_OK) == 0)
+            return;
+    }
+    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
+}
+
+/* Reads from fd into buf (NUL-terminated) until it holds `want` or the deadline passes. */
+static bool nats_read_until(int fd, char *buf, size_t buf_size, const char *want,
+                            int64_t deadline)
+{
+    size_t len = strlen(buf);
+    while (strstr(buf, want) == NULL) {
+        int64_t left = deadline - testkit_now_ms();
+        if (left <= 0 || len + 1 >= buf_size)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, (int)left);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready <= 0)
+            return false;
+        ssize_t got = read(fd, buf + len, buf_size - len - 1);
+        if (got <= 0)
+            return false;
+        len += (size_t)got;
+        buf[len] = '\0';
+    }
+    return true;
+}
+
+/* True when the server at closure's port greets a client and answers its PING, as a client
+ * library's connect would require (within NATS_PROBE_MS). */
+static bool nats_accepts_clients(void *closure)
+{
+    const testkit_nats *n = closure;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    int64_t deadline = testkit_now_ms() + NATS_PROBE_MS;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char buf[8192] = "";
+    static const char hello[] = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n";
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+        goto cleanup;
+    if (!nats_read_until(fd, buf, sizeof(buf), "\r\n", deadline) || strncmp(buf, "INFO ", 5) != 0)
+        goto cleanup;
+    if (write(fd, hello, sizeof(hello) - 1) != (ssize_t)(sizeof(hello) - 1))
+        goto cleanup;
+    ok = nats_read_until(fd, buf, sizeof(buf), "PONG\r\n", deadline);
+cleanup:
+    close(fd);
+    return ok;
+}
+
+static int nats_remove_store(const char *store)
+{
+    if (store[0] == '\0')
+        return 0;
+    const char *argv[] = {"/bin/rm", "-rf", store, NULL};
+    if (testkit_run(argv, NULL, 20000, NULL) != 0) {
+        fprintf(stderr, "cannot remove %s\n", store);
+        return -1;
+    }
+    return 0;
+}
+
+void testkit_nats_prepare(testkit_nats *n, const char *name)
+{
+    memset(n, 0, sizeof(*n));
+    if (name == NULL || strlen(name) > 32)
+        fail_msg("testkit_nats_prepare: a name of at most 32 characters is required");
+    char unique[64];
+    testkit_unique(unique, sizeof(unique));
+    if ((size_t)snprintf(n->store, sizeof(n->store), "/tmp/ess-%s-nats-%s", name, unique) >=
+        sizeof(n->store))
+        fail_msg("testkit_nats_prepare: store path too long");
+    const size_t slots = sizeof(live_nats) / sizeof(live_nats[0]);
+    size_t slot = 0;
+    while (slot < slots && live_nats[slot].store[0] != '\0')
+        slot++;
+    if (slot == slots)
+        fail_msg("testkit_nats_prepare: more than %zu servers at once", slots);
+    if (mkdir(n->store, 0700) != 0)
+        fail_msg("cannot create %s: %s", n->store, strerror(errno));
+    memcpy(live_nats[slot].store, n->store, sizeof(n->store));
+    live_nats[slot].pid = 0;
+    n->port = testkit_free_port();
+    if (n->port <= 0)
+        fail_msg("testkit_nats_prepare: no free port");
+    snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+}
+
+void testkit_nats_restart(testkit_nats *n)
+{
+    if (n->store[0] == '\0' || n->port <= 0)
+        fail_msg("testkit_nats_restart: the server was not prepared");
+    if (n->pid > 0)
+        fail_msg("testkit_nats_restart: the server is running (pid %d)", n->pid);
+    char binary[512], port_text[16];
+    nats_find_binary(binary, sizeof(binary));
+    snprintf(port_text, sizeof(port_text), "%d", n->port);
+    const char *argv[] = {binary, "-js", "-a", "127.0.0.1", "-p", port_text, "-sd", n->store,
+                          NULL};
+    n->pid = testkit_spawn(argv, NULL, "/dev/null");
+    if (n->pid <= 0)
+        fail_msg("cannot start %s", binary);
+    nats_note_pid(n->store, n->pid);
+    if (!testkit_wait_until(nats_accepts_clients, n, NATS_READY_MS))
+        fail_msg("nats-server on port %d did not accept clients within %d ms", n->port,
+                 NATS_READY_MS);
+}
+
+void testkit_nats_start(testkit_nats *n, const char *name)
+{
+    testkit_nats_prepare(n, name);
+    testkit_nats_restart(n);
+}
+
+/* A frozen server (SIGSTOP) cannot handle SIGTERM: thaw it first. */
+static int nats_halt_pid(int pid)
+{
+    if (pid <= 0)
+        return 0;
+    kill(pid, SIGCONT);
+    return testkit_stop(pid, SIGTERM, NATS_STOP_MS);
+}
+
+int testkit_nats_halt(testkit_nats *n)
+{
+    int code = nats_halt_pid(n->pid);
+    n->pid = 0;
+    nats_note_pid(n->store, 0);
+    return code;
+}
+
+int testkit_nats_stop(testkit_nats *n)
+{
+    testkit_nats_halt(n);
+    int removed = nats_remove_store(n->store);
+    nats_forget(n->store);
+    memset(n, 0, sizeof(*n));
+    return removed;
+}
+
+void testkit_nats_stop_all(void)
+{
+    for (size_t i = 0; i < sizeof(live_nats) / sizeof(live_nats[0]); i++) {
+        if (live_nats[i].store[0] == '\0')
+            continue;
+        nats_halt_pid(live_nats[i].pid);
+        nats_remove_store(live_nats[i].store);
+        live_nats[i].store[0] = '\0';
+        live_nats[i].pid = 0;
+    }
 }

@@ -90,4 +90,43 @@ void testkit_drop_database(const char *dsn);
 /* Directory holding built binaries (build/bin), from ESS_BIN_DIR set by CTest. */
 const char *testkit_bin_dir(void);
 
+/* A private JetStream nats-server for a test that must own its server (fixed stream and
+ * durable names, or outages: stop, freeze with SIGSTOP, restart on the same port and store).
+ * Listens on 127.0.0.1:port with its store in /tmp; its output goes to /dev/null. The
+ * binary is $ESS_NATS_SERVER, else nats-server from PATH, /usr/sbin, /usr/local/sbin.
+ * The struct is the caller's; testkit also remembers every server it started, so that a
+ * case cmocka jumped out of can be cleaned up by testkit_nats_stop_all in a teardown. */
+typedef struct testkit_nats {
+    char url[64];    /* nats://127.0.0.1:<port> */
+    char store[128]; /* its JetStream store directory */
+    int port;
+    int pid; /* > 0 while running; a test may signal it (SIGSTOP/SIGCONT) */
+} testkit_nats;
+
+/* Chooses a free port and creates a new store /tmp/ess-<name>-nats-<unique> (name: at most
+ * 32 characters naming the test area), without starting the server. Fails the test on any
+ * problem. */
+void testkit_nats_prepare(testkit_nats *n, const char *name);
+
+/* Starts the server on n's port and store and waits (20 s at most) until it accepts
+ * clients; fails the test otherwise. The first start after testkit_nats_prepare, or a restart
+ * with everything stored before testkit_nats_halt. */
+void testkit_nats_restart(testkit_nats *n);
+
+/* testkit_nats_prepare then testkit_nats_restart: a running server with an empty store. */
+void testkit_nats_start(testkit_nats *n, const char *name);
+
+/* Stops the server if it runs (SIGCONT for a frozen one, SIGTERM, SIGKILL after 10 s) and
+ * keeps its store and port for testkit_nats_restart. Returns its exit status as testkit_stop
+ * does (0 when it was not running). */
+int testkit_nats_halt(testkit_nats *n);
+
+/* Halts the server and removes its store; n is zeroed. Harmless on a zeroed n or twice.
+ * Returns 0, or -1 when the store could not be removed (also said on stderr). */
+int testkit_nats_stop(testkit_nats *n);
+
+/* Halts and removes every server testkit_nats_prepare made that is still around (for a
+ * teardown after a failed case, whose testkit_nats may be gone with its stack frame). */
+void testkit_nats_stop_all(void);
+
 #endif

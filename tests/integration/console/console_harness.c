@@ -11,16 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <nats/nats.h>
 
 /* What a failed case must not leave behind (cmocka jumps out of it). */
 static int live_pids[4];
-static char live_store[128];
 static char live_database[512];
 static char live_role[64];
 
@@ -40,12 +37,6 @@ static int stop_pid(int pid, int sig, int64_t timeout_ms)
         if (live_pids[i] == pid)
             live_pids[i] = 0;
     return code;
-}
-
-static void remove_tree(const char *path)
-{
-    const char *argv[] = {"/bin/rm", "-rf", path, NULL};
-    testkit_run(argv, NULL, 20000, NULL);
 }
 
 static void drop_role(const char *role)
@@ -68,10 +59,7 @@ int ch_teardown(void **state)
     for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
         if (live_pids[i] > 0)
             stop_pid(live_pids[i], SIGKILL, 5000);
-    if (live_store[0] != '\0') {
-        remove_tree(live_store);
-        live_store[0] = '\0';
-    }
+    testkit_nats_stop_all();
     if (live_database[0] != '\0') {
         testkit_drop_database(live_database);
         live_database[0] = '\0';
@@ -84,56 +72,6 @@ int ch_teardown(void **state)
 }
 
 /* ---- processes -------------------------------------------------------------------------- */
-
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    static const char *const candidates[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-                                             "/usr/local/bin/nats-server", NULL};
-    for (size_t i = 0; candidates[i] != NULL; i++)
-        if (access(candidates[i], X_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return;
-        }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static bool nats_reachable(void *closure)
-{
-    ch_env *env = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, env->nats_url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus s = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return s == NATS_OK;
-}
-
-static void start_nats(ch_env *env)
-{
-    char binary[256], port[16];
-    find_nats_server(binary, sizeof(binary));
-    snprintf(env->nats_store, sizeof(env->nats_store), "/tmp/ess-console-nats-%s", env->unique);
-    assert_int_equal(mkdir(env->nats_store, 0700), 0);
-    snprintf(live_store, sizeof(live_store), "%s", env->nats_store);
-    int nats_port = testkit_free_port();
-    assert_true(nats_port > 0);
-    snprintf(port, sizeof(port), "%d", nats_port);
-    snprintf(env->nats_url, sizeof(env->nats_url), "nats://127.0.0.1:%d", nats_port);
-    const char *argv[] = {binary, "-js", "-a", "127.0.0.1", "-p", port, "-sd", env->nats_store,
-                          NULL};
-    env->nats_pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(env->nats_pid > 0);
-    track_pid(env->nats_pid);
-    assert_true(testkit_wait_until(nats_reachable, env, 20000));
-}
 
 typedef struct ready_probe {
     char url[160];
@@ -158,7 +96,7 @@ void ch_console_start(ch_env *env, const char *const *console_env)
     char binary[512], listen[64], nats[96], dsn[700];
     snprintf(binary, sizeof(binary), "%s/ess-console", testkit_bin_dir());
     snprintf(listen, sizeof(listen), "ESS_CONSOLE_LISTEN=127.0.0.1:%d", env->console_port);
-    snprintf(nats, sizeof(nats), "ESS_NATS_URL=%s", env->nats_url);
+    snprintf(nats, sizeof(nats), "ESS_NATS_URL=%s", env->nats.url);
     snprintf(dsn, sizeof(dsn), "ESS_PG_DSN=%s", env->app_dsn);
     const char *argv[] = {binary, NULL};
     const char *envp[16 + CH_ENV_MAX] = {listen,
@@ -474,8 +412,8 @@ void ch_start(ch_env *env, const char *const *console_env)
     free(output);
     dsn_as(env->admin_dsn, env->app_login, app_password, env->app_dsn, sizeof(env->app_dsn));
 
-    start_nats(env);
-    bus_options bus_opts = {.url = env->nats_url, .client_name = "ess-test-console"};
+    testkit_nats_start(&env->nats, "console");
+    bus_options bus_opts = {.url = env->nats.url, .client_name = "ess-test-console"};
     if (bus_connect(&bus_opts, &env->bus, &err) != ST_OK)
         fail_msg("bus_connect: %s", err.message);
     bus_registry *registry = NULL;
@@ -500,10 +438,7 @@ void ch_stop(ch_env *env)
         }
     }
     bus_destroy(env->bus);
-    if (env->nats_pid > 0)
-        stop_pid(env->nats_pid, SIGTERM, 10000);
-    remove_tree(env->nats_store);
-    live_store[0] = '\0';
+    testkit_nats_stop(&env->nats);
     db_destroy(env->admin);
     testkit_drop_database(env->admin_dsn);
     live_database[0] = '\0';

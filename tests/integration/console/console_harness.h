@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "testkit.h"
 #include "db.h"
 #include "vault.h"
 
@@ -34,9 +35,7 @@ typedef struct ch_env {
     char admin_dsn[512]; /* the fresh database, as the tests' superuser */
     char app_login[64];
     char app_dsn[640];   /* the same database as the services' login */
-    char nats_store[128];
-    char nats_url[64];
-    int nats_pid;
+    testkit_nats nats; /* the case's own nats-server */
     int console_pid;
     int console_port;
     char base_url[64];

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,54 +53,6 @@ static void proc_init(stack *s, proc *p, const char *name)
     }
 }
 
-static bool nats_up(void *closure)
-{
-    stack *s = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, s->nats_url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus status = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return status == NATS_OK;
-}
-
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    const char *candidates[] = {"/usr/bin/nats-server", "/usr/sbin/nats-server",
-                                "/usr/local/bin/nats-server", "/usr/local/sbin/nats-server"};
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
-        if (access(candidates[i], X_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return;
-        }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static void start_nats(stack *s)
-{
-    snprintf(s->nats_store, sizeof(s->nats_store), "/tmp/ess-conv-nats-%s", s->token);
-    assert_int_equal(mkdir(s->nats_store, 0700), 0);
-    s->nats_port = testkit_free_port();
-    snprintf(s->nats_url, sizeof(s->nats_url), "nats://127.0.0.1:%d", s->nats_port);
-    char binary[256], port[16];
-    find_nats_server(binary, sizeof(binary));
-    snprintf(port, sizeof(port), "%d", s->nats_port);
-    const char *argv[] = {binary, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->nats_store, NULL};
-    s->nats_pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(s->nats_pid > 0);
-    assert_true(testkit_wait_until(nats_up, s, WAIT_MS));
-    assert_int_equal(natsConnection_ConnectTo(&s->nc, s->nats_url), NATS_OK);
-    assert_int_equal(natsConnection_JetStream(&s->js, s->nc, NULL), NATS_OK);
-}
-
 void conversation_start(stack *s, int index, const char *const *env)
 {
     proc *p = &s->conversation[index];
@@ -114,7 +65,7 @@ void conversation_start(stack *s, int index, const char *const *env)
             snprintf(p->env[p->env_count++], sizeof(p->env[0]), "%s", env[i]);
     }
     char nats_env[128], pg_env[600], listen_env[64];
-    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats_url);
+    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats.url);
     snprintf(pg_env, sizeof(pg_env), "ESS_PG_DSN=%s", s->dsn);
     snprintf(listen_env, sizeof(listen_env), "ESS_CONVERSATION_LISTEN=127.0.0.1:%d", p->port);
     const char *all[20] = {nats_env, pg_env, listen_env, "ESS_DATA_KEY=" HARNESS_DATA_KEY,
@@ -193,14 +144,16 @@ void stack_start(stack *s, const char *const *conversation_env)
     st_error err = {0};
     if (db_connect(&db_opts, &s->d, &err) != ST_OK)
         fail_msg("db_connect: %s", err.message);
-    start_nats(s);
+    testkit_nats_start(&s->nats, "conv");
+    assert_int_equal(natsConnection_ConnectTo(&s->nc, s->nats.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&s->js, s->nc, NULL), NATS_OK);
     snprintf(s->secret, sizeof(s->secret), "secret-%s", s->token);
 
     proc_init(s, &s->ingress, "ingress");
     proc_init(s, &s->emulator, "emulator");
     char secret_env[128], nats_env[128], listen_env[64];
     snprintf(secret_env, sizeof(secret_env), "ESS_LINE_CHANNEL_SECRET=%s", s->secret);
-    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats_url);
+    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats.url);
     snprintf(listen_env, sizeof(listen_env), "ESS_INGRESS_LISTEN=127.0.0.1:%d", s->ingress.port);
     const char *ingress_env[] = {secret_env, nats_env, listen_env, "ESS_LOG_LEVEL=debug", NULL};
     spawn(&s->ingress, "ess-ingress", ingress_env);
@@ -244,14 +197,7 @@ int stack_teardown(void **state)
     natsConnection_Destroy(s->nc);
     s->js = NULL;
     s->nc = NULL;
-    if (s->nats_pid > 0)
-        testkit_stop(s->nats_pid, SIGTERM, 10000);
-    if (s->nats_store[0] != '\0') {
-        char command[256];
-        snprintf(command, sizeof(command), "rm -rf '%s'", s->nats_store);
-        if (system(command) != 0)
-            fprintf(stderr, "cannot remove %s\n", s->nats_store);
-    }
+    testkit_nats_stop(&s->nats);
     db_destroy(s->d);
     s->d = NULL;
     if (s->dsn[0] != '\0')

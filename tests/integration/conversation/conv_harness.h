@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 
 #include "db.h"
+#include "testkit.h"
 #include "vault.h"
 
 #define HARNESS_DATA_KEY "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -47,10 +48,7 @@ typedef struct command_record {
 
 typedef struct stack {
     char token[48];
-    int nats_port;
-    int nats_pid;
-    char nats_url[64];
-    char nats_store[160];
+    testkit_nats nats; /* the case's own nats-server */
     char dsn[512];
     char secret[64];
     proc emulator, ingress;

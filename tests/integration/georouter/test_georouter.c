@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -32,13 +31,11 @@ typedef struct fixture {
     char dsn[512];
     char dsn_env[600];
     char unique[64];
-    char nats_store[160];
-    char nats_url[64];
+    testkit_nats nats; /* the case's own */
     char nats_env[96];
     char listen_env[64];
     char base_url[64];
     char log_path[200];
-    int nats_pid;
     int service_pid;
     bus *b;
     db *d;
@@ -52,52 +49,15 @@ static fixture fx;
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin",
-             getenv("PATH") ? getenv("PATH") : "");
-    for (char *dir = dirs, *end; dir != NULL; dir = end) {
-        end = strchr(dir, ':');
-        if (end != NULL)
-            *end++ = '\0';
-        snprintf(out, size, "%.400s/nats-server", dir[0] != '\0' ? dir : ".");
-        if (access(out, X_OK) == 0)
-            return;
-    }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static bool bus_up(void *closure)
-{
-    (void)closure;
-    bus_options options = {
-        .url = fx.nats_url, .client_name = "ess-test-georouter", .connect_timeout_ms = 200};
-    return bus_connect(&options, &fx.b, NULL) == ST_OK;
-}
-
 static void start_nats(void)
 {
-    char binary[512], port_text[16];
-    find_nats_server(binary, sizeof(binary));
-    int port = testkit_free_port();
-    snprintf(port_text, sizeof(port_text), "%d", port);
-    snprintf(fx.nats_url, sizeof(fx.nats_url), "nats://127.0.0.1:%d", port);
-    snprintf(fx.nats_env, sizeof(fx.nats_env), "ESS_NATS_URL=%s", fx.nats_url);
-    snprintf(fx.nats_store, sizeof(fx.nats_store), "/tmp/ess-georouter-nats-%s", fx.unique);
-    assert_int_equal(mkdir(fx.nats_store, 0700), 0);
-    const char *argv[] = {binary,    "-js", "-a",          "127.0.0.1", "-p",
-                          port_text, "-sd", fx.nats_store, NULL};
-    fx.nats_pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(fx.nats_pid > 0);
-    assert_true(testkit_wait_until(bus_up, NULL, 20000));
-    bus_registry *registry = NULL;
+    testkit_nats_start(&fx.nats, "georouter");
+    snprintf(fx.nats_env, sizeof(fx.nats_env), "ESS_NATS_URL=%s", fx.nats.url);
+    bus_options options = {.url = fx.nats.url, .client_name = "ess-test-georouter"};
     st_error err = {0};
+    if (bus_connect(&options, &fx.b, &err) != ST_OK)
+        fail_msg("bus_connect: %s", err.message);
+    bus_registry *registry = NULL;
     assert_int_equal(bus_registry_builtin(&registry, &err), ST_OK);
     if (bus_ensure(fx.b, registry, &err) != ST_OK)
         fail_msg("bus_ensure: %s", err.message);
@@ -352,12 +312,7 @@ static int end(void **state)
     bus_consumer_destroy(fx.routed);
     bus_consumer_destroy(fx.dead);
     bus_destroy(fx.b);
-    if (fx.nats_pid > 0)
-        testkit_stop(fx.nats_pid, SIGTERM, 10000);
-    char command[256];
-    snprintf(command, sizeof(command), "rm -rf '%s'", fx.nats_store);
-    if (fx.nats_store[0] != '\0' && system(command) != 0)
-        fprintf(stderr, "cannot remove %s\n", fx.nats_store);
+    testkit_nats_stop(&fx.nats);
     db_destroy(fx.d);
     fx.d = NULL;
     if (fx.dsn[0] != '\0')

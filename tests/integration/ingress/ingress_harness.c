@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Processes that must not outlive a failed case (cmocka jumps out of it). */
@@ -143,106 +142,13 @@ const char *shared_nats(void)
     return testkit_env("ESS_TEST_NATS_URL");
 }
 
-/* ---- outages: a nats-server of our own ------------------------------------------------- */
-
-static bool nats_reachable(void *closure)
-{
-    own_nats *n = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, n->url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus s = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return s == NATS_OK;
-}
-
-/* nats-server from ESS_NATS_SERVER, or PATH, or Debian's /usr/sbin (not always on PATH). */
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin",
-             getenv("PATH") ? getenv("PATH") : "");
-    for (char *dir = dirs, *end; dir != NULL; dir = end) {
-        end = strchr(dir, ':');
-        if (end != NULL)
-            *end++ = '\0';
-        snprintf(out, size, "%s/nats-server", dir[0] != '\0' ? dir : ".");
-        if (access(out, X_OK) == 0)
-            return;
-    }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-void own_nats_start(own_nats *n)
-{
-    char binary[512];
-    find_nats_server(binary, sizeof(binary));
-    const char *argv[] = {binary,       "-js", "-a",     "127.0.0.1", "-p",
-                          n->port_text, "-sd", n->store, NULL};
-    n->pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(n->pid > 0);
-    harness_track(n->pid);
-    assert_true(testkit_wait_until(nats_reachable, n, 20000));
-}
-
-/* Stores of nats-servers started here, removed by harness_teardown if a case fails. */
-static char live_stores[4][128];
-
-static void remove_store(const char *store)
-{
-    char command[256];
-    snprintf(command, sizeof(command), "rm -rf '%s'", store);
-    if (system(command) != 0)
-        fprintf(stderr, "cannot remove %s\n", store);
-}
-
-void own_nats_init(own_nats *n)
-{
-    char unique[64];
-    testkit_unique(unique, sizeof(unique));
-    snprintf(n->store, sizeof(n->store), "/tmp/ess-ingress-nats-%s", unique);
-    assert_int_equal(mkdir(n->store, 0700), 0);
-    for (size_t i = 0; i < sizeof(live_stores) / sizeof(live_stores[0]); i++)
-        if (live_stores[i][0] == '\0') {
-            snprintf(live_stores[i], sizeof(live_stores[i]), "%s", n->store);
-            break;
-        }
-    n->port = testkit_free_port();
-    assert_true(n->port > 0);
-    snprintf(n->port_text, sizeof(n->port_text), "%d", n->port);
-    snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
-    own_nats_start(n);
-}
-
-void own_nats_remove(own_nats *n)
-{
-    if (n->pid > 0)
-        harness_stop_process(n->pid, 10000);
-    remove_store(n->store);
-    for (size_t i = 0; i < sizeof(live_stores) / sizeof(live_stores[0]); i++)
-        if (strcmp(live_stores[i], n->store) == 0)
-            live_stores[i][0] = '\0';
-}
-
 int harness_teardown(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
         if (live_pids[i] > 0)
             harness_stop_process(live_pids[i], 5000);
-    for (size_t i = 0; i < sizeof(live_stores) / sizeof(live_stores[0]); i++)
-        if (live_stores[i][0] != '\0') {
-            remove_store(live_stores[i]);
-            live_stores[i][0] = '\0';
-        }
+    testkit_nats_stop_all();
     return 0;
 }
 

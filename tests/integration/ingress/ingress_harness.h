@@ -1,9 +1,10 @@
 /* ingress_harness: what the ingress integration tests share.
  *
  * - ess-ingress processes on free ports (from ESS_BIN_DIR), with a fresh channel secret each;
- * - nats-servers of a test's own (to stop, freeze and restart), on free ports;
+ * - nats-servers of a test's own (to stop, freeze and restart): testkit_nats;
  * - LINE_IN look-ups by subject;
- * - a pid registry so that a failed case (cmocka jumps out of it) leaves nothing running:
+ * - a pid registry so that a failed case (cmocka jumps out of it) leaves nothing running
+ *   (nor its own nats-servers and their stores):
  *   pass harness_teardown as the group teardown of ESS_TEST_MAIN.
  * Every helper fails the running test (cmocka assert) when something it needs does not work. */
 #ifndef ESS_INGRESS_HARNESS_H
@@ -38,14 +39,6 @@ typedef struct line_in {
     jsCtx *js;
 } line_in;
 
-typedef struct own_nats {
-    char store[128];
-    char url[64];
-    char port_text[16];
-    int port;
-    int pid;
-} own_nats;
-
 /* The shared test server (ESS_TEST_NATS_URL). */
 const char *shared_nats(void);
 
@@ -78,12 +71,5 @@ uint64_t line_in_count(line_in *l, const char *subject);
  * returns how many there are (reads at most max). */
 size_t line_in_msg_ids(line_in *l, const char *subject, char (*ids)[64], size_t max);
 void subject_for(char *out, size_t size, const char *kind, const char *id);
-
-/* A nats-server of the test's own (JetStream, store in /tmp), started and reachable. */
-void own_nats_init(own_nats *n);
-/* (Re)starts it on the same port and store. */
-void own_nats_start(own_nats *n);
-/* Stops it (if running) and deletes its store (harness_teardown does both after a failure). */
-void own_nats_remove(own_nats *n);
 
 #endif

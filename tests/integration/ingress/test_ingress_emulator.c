@@ -268,8 +268,8 @@ ESS_TEST(forged_signature_is_refused_and_the_redelivery_stored)
 ESS_TEST(event_stored_before_a_503_is_not_duplicated_by_the_redelivery)
 {
     (void)state;
-    own_nats n;
-    own_nats_init(&n);
+    testkit_nats n;
+    testkit_nats_start(&n, "ingress");
     ingress_proc p;
     ingress_start(&p, n.url, true);
     emulator e;
@@ -302,14 +302,14 @@ ESS_TEST(event_stored_before_a_503_is_not_duplicated_by_the_redelivery)
 
     emulator_stop(&e);
     assert_int_equal(ingress_stop(&p, false), 0);
-    own_nats_remove(&n);
+    testkit_nats_stop(&n);
 }
 
 ESS_TEST(nats_stopped_503_then_redelivery_stores_every_event_once)
 {
     (void)state;
-    own_nats n;
-    own_nats_init(&n);
+    testkit_nats n;
+    testkit_nats_start(&n, "ingress");
     ingress_proc p;
     ingress_start(&p, n.url, true);
     emulator e;
@@ -320,8 +320,7 @@ ESS_TEST(nats_stopped_503_then_redelivery_stores_every_event_once)
     snprintf(path, sizeof(path), "/users/%s/follow", user);
     wait_delivered(&e, act(&e, path, NULL, &s));
 
-    harness_stop_process(n.pid, 10000);
-    n.pid = 0;
+    testkit_nats_halt(&n);
     snprintf(body, sizeof(body),
              "{\"events\":[{\"type\":\"text\",\"userId\":\"%s\",\"text\":\"ช่วยด้วย\"},"
              "{\"type\":\"location\",\"userId\":\"%s\",\"latitude\":13.7563,"
@@ -332,13 +331,13 @@ ESS_TEST(nats_stopped_503_then_redelivery_stores_every_event_once)
     delivery_wait first_503 = {&e, delivery, NULL, 503};
     assert_true(testkit_wait_until(delivery_reached, &first_503, 10000));
 
-    own_nats_start(&n); /* same port, same store */
+    testkit_nats_restart(&n); /* same port, same store */
     wait_delivered(&e, delivery);
     expect_stored_once(n.url, user, &s);
 
     emulator_stop(&e);
     assert_int_equal(ingress_stop(&p, false), 0);
-    own_nats_remove(&n);
+    testkit_nats_stop(&n);
 }
 
 ESS_TEST_MAIN(NULL, harness_teardown)

@@ -530,7 +530,7 @@ static void outage_body(char *out, size_t size, const ids *id, bool redelivery)
     body_json(out, size, events);
 }
 
-static void expect_each_stored_once(own_nats *n, const ids *id)
+static void expect_each_stored_once(testkit_nats *n, const ids *id)
 {
     line_in l;
     line_in_open(&l, n->url);
@@ -545,8 +545,8 @@ static void expect_each_stored_once(own_nats *n, const ids *id)
 ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
 {
     (void)state;
-    own_nats n;
-    own_nats_init(&n);
+    testkit_nats n;
+    testkit_nats_start(&n, "ingress");
     ingress_proc p;
     ingress_start(&p, n.url, true);
     ids id;
@@ -555,8 +555,7 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
     outage_body(body, sizeof(body), &id, false);
     outage_body(redelivered, sizeof(redelivered), &id, true);
 
-    harness_stop_process(n.pid, 10000);
-    n.pid = 0;
+    testkit_nats_halt(&n);
     http_answer answer =
         post_raw(&p, "/line/webhook", "x-line-signature", NULL, body, strlen(body));
     assert_int_equal(answer.status, 503);
@@ -571,7 +570,7 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
     assert_true(answer.elapsed_ms <= PUBLISH_TIMEOUT_MS + ANSWER_SLACK_MS);
     free(answer.body);
 
-    own_nats_start(&n); /* same port, same store */
+    testkit_nats_restart(&n); /* same port, same store */
     wait_status ready = {&p, "/readyz", 200};
     assert_true(testkit_wait_until(status_is, &ready, 20000));
     assert_int_equal(post(&p, redelivered), 200);
@@ -579,14 +578,14 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
     expect_each_stored_once(&n, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
-    own_nats_remove(&n);
+    testkit_nats_stop(&n);
 }
 
 ESS_TEST(nats_frozen_gives_503_within_the_publish_timeout)
 {
     (void)state;
-    own_nats n;
-    own_nats_init(&n);
+    testkit_nats n;
+    testkit_nats_start(&n, "ingress");
     ingress_proc p;
     ingress_start(&p, n.url, true);
     ids id;
@@ -612,14 +611,14 @@ ESS_TEST(nats_frozen_gives_503_within_the_publish_timeout)
     expect_each_stored_once(&n, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
-    own_nats_remove(&n);
+    testkit_nats_stop(&n);
 }
 
 ESS_TEST(client_gone_before_the_answer_is_harmless)
 {
     (void)state;
-    own_nats n;
-    own_nats_init(&n);
+    testkit_nats n;
+    testkit_nats_start(&n, "ingress");
     ingress_proc p;
     ingress_start(&p, n.url, true);
     ids id;
@@ -652,7 +651,7 @@ ESS_TEST(client_gone_before_the_answer_is_harmless)
     expect_each_stored_once(&n, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
-    own_nats_remove(&n);
+    testkit_nats_stop(&n);
 }
 
 ESS_TEST_MAIN(NULL, harness_teardown)

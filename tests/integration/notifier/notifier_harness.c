@@ -6,12 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* What a failed case must not leave behind (cmocka jumps out of it). */
 static int live_pids[8];
-static char live_stores[2][128];
 static char live_database[512];
 
 static void track_pid(int pid)
@@ -33,23 +31,13 @@ static int stop_pid(int pid, int sig, int64_t timeout_ms)
     return code;
 }
 
-static void remove_tree(const char *path)
-{
-    const char *argv[] = {"/bin/rm", "-rf", path, NULL};
-    testkit_run(argv, NULL, 20000, NULL);
-}
-
 int nh_teardown(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
         if (live_pids[i] > 0)
             stop_pid(live_pids[i], SIGKILL, 5000);
-    for (size_t i = 0; i < sizeof(live_stores) / sizeof(live_stores[0]); i++)
-        if (live_stores[i][0] != '\0') {
-            remove_tree(live_stores[i]);
-            live_stores[i][0] = '\0';
-        }
+    testkit_nats_stop_all();
     if (live_database[0] != '\0') {
         testkit_drop_database(live_database);
         live_database[0] = '\0';
@@ -77,56 +65,6 @@ static bool answers_200(void *closure)
 }
 
 /* ---- processes -------------------------------------------------------------------------- */
-
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    static const char *const candidates[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-                                             "/usr/local/bin/nats-server", NULL};
-    for (size_t i = 0; candidates[i] != NULL; i++)
-        if (access(candidates[i], X_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return;
-        }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static bool nats_reachable(void *closure)
-{
-    nh_env *env = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, env->nats_url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus s = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return s == NATS_OK;
-}
-
-static void start_nats(nh_env *env)
-{
-    char binary[256], port[16];
-    find_nats_server(binary, sizeof(binary));
-    snprintf(env->nats_store, sizeof(env->nats_store), "/tmp/ess-notifier-nats-%s", env->unique);
-    assert_int_equal(mkdir(env->nats_store, 0700), 0);
-    snprintf(live_stores[0], sizeof(live_stores[0]), "%s", env->nats_store);
-    env->nats_port = testkit_free_port();
-    assert_true(env->nats_port > 0);
-    snprintf(port, sizeof(port), "%d", env->nats_port);
-    snprintf(env->nats_url, sizeof(env->nats_url), "nats://127.0.0.1:%d", env->nats_port);
-    const char *argv[] = {binary, "-js",           "-a", "127.0.0.1", "-p", port,
-                          "-sd",  env->nats_store, NULL};
-    env->nats_pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(env->nats_pid > 0);
-    track_pid(env->nats_pid);
-    assert_true(testkit_wait_until(nats_reachable, env, 20000));
-}
 
 static void start_emulator(nh_env *env)
 {
@@ -171,7 +109,7 @@ void nh_notifier_start(nh_env *env)
     snprintf(listen, sizeof(listen), "ESS_NOTIFIER_LISTEN=127.0.0.1:%d", p->port);
     snprintf(token, sizeof(token), "ESS_LINE_CHANNEL_TOKEN=%s", env->token);
     snprintf(api, sizeof(api), "ESS_LINE_API_BASE=%s", env->emulator.base_url);
-    snprintf(nats, sizeof(nats), "ESS_NATS_URL=%s", env->nats_url);
+    snprintf(nats, sizeof(nats), "ESS_NATS_URL=%s", env->nats.url);
     snprintf(dsn, sizeof(dsn), "ESS_PG_DSN=%s", env->pg_dsn);
     const char *argv[] = {binary, NULL};
     const char *envp[12 + NH_NOTIFIER_ENV_MAX] = {listen,
@@ -224,10 +162,10 @@ void nh_start(nh_env *env, bool fresh_database, bool start_notifier,
     } else {
         snprintf(env->pg_dsn, sizeof(env->pg_dsn), "%s", testkit_env("ESS_TEST_PG_DSN"));
     }
-    start_nats(env);
+    testkit_nats_start(&env->nats, "notifier");
     start_emulator(env);
 
-    bus_options options = {.url = env->nats_url, .client_name = "ess-test-notifier"};
+    bus_options options = {.url = env->nats.url, .client_name = "ess-test-notifier"};
     st_error err = {0};
     if (bus_connect(&options, &env->bus, &err) != ST_OK)
         fail_msg("bus_connect: %s", err.message);
@@ -237,7 +175,7 @@ void nh_start(nh_env *env, bool fresh_database, bool start_notifier,
     bus_registry_destroy(registry);
     if (code != ST_OK)
         fail_msg("bus_ensure: %s", err.message);
-    assert_int_equal(natsConnection_ConnectTo(&env->nc, env->nats_url), NATS_OK);
+    assert_int_equal(natsConnection_ConnectTo(&env->nc, env->nats.url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&env->js, env->nc, NULL), NATS_OK);
     if (start_notifier)
         nh_notifier_start(env);
@@ -252,10 +190,7 @@ void nh_stop(nh_env *env)
     bus_destroy(env->bus);
     jsCtx_Destroy(env->js);
     natsConnection_Destroy(env->nc);
-    if (env->nats_pid > 0)
-        stop_pid(env->nats_pid, SIGTERM, 10000);
-    remove_tree(env->nats_store);
-    live_stores[0][0] = '\0';
+    testkit_nats_stop(&env->nats);
     if (env->own_database) {
         testkit_drop_database(env->pg_dsn);
         live_database[0] = '\0';

@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 
 #include "bus.h"
+#include "testkit.h"
 
 #define NH_DATA_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" /* bytes 0..31 */
 #define NH_NOTIFIER_ENV_MAX 8
@@ -35,10 +36,7 @@ typedef struct nh_proc {
 typedef struct nh_env {
     char unique[40];
     char token[64]; /* the channel access token both sides use */
-    char nats_store[128];
-    char nats_url[64];
-    int nats_port;
-    int nats_pid;
+    testkit_nats nats; /* the case's own nats-server */
     nh_proc emulator;
     nh_proc notifier;
     char pg_dsn[512];

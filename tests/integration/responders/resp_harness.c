@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,55 +21,6 @@ static bool http_ok(void *closure)
     long status = 0;
     testkit_http("GET", url, NULL, NULL, 0, 1000, &status, NULL);
     return status == 200;
-}
-
-static bool nats_up(void *closure)
-{
-    rs_stack *s = closure;
-    natsConnection *nc = NULL;
-    natsOptions *options = NULL;
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, s->nats_url);
-    natsOptions_SetTimeout(options, 200);
-    natsStatus status = natsConnection_Connect(&nc, options);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return status == NATS_OK;
-}
-
-static void find_nats_server(char *out, size_t size)
-{
-    const char *given = getenv("ESS_NATS_SERVER");
-    if (given != NULL && given[0] != '\0') {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    const char *candidates[] = {"/usr/bin/nats-server", "/usr/sbin/nats-server",
-                                "/usr/local/bin/nats-server", "/usr/local/sbin/nats-server"};
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
-        if (access(candidates[i], X_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return;
-        }
-    fail_msg("nats-server not found (set ESS_NATS_SERVER)");
-}
-
-static void start_nats(rs_stack *s)
-{
-    snprintf(s->nats_store, sizeof(s->nats_store), "/tmp/ess-resp-nats-%s", s->token);
-    assert_int_equal(mkdir(s->nats_store, 0700), 0);
-    int port = testkit_free_port();
-    snprintf(s->nats_url, sizeof(s->nats_url), "nats://127.0.0.1:%d", port);
-    char binary[256], port_text[16];
-    find_nats_server(binary, sizeof(binary));
-    snprintf(port_text, sizeof(port_text), "%d", port);
-    const char *argv[] = {binary,    "-js", "-a",          "127.0.0.1", "-p",
-                          port_text, "-sd", s->nats_store, NULL};
-    s->nats_pid = testkit_spawn(argv, NULL, "/dev/null");
-    assert_true(s->nats_pid > 0);
-    assert_true(testkit_wait_until(nats_up, s, RS_WAIT_MS));
-    assert_int_equal(natsConnection_ConnectTo(&s->nc, s->nats_url), NATS_OK);
-    assert_int_equal(natsConnection_JetStream(&s->js, s->nc, NULL), NATS_OK);
 }
 
 static void proc_init(rs_stack *s, rs_proc *p, const char *binary, const char *listen_var)
@@ -91,7 +41,7 @@ void rs_proc_start(rs_stack *s, rs_proc *p, const char *const *env)
             snprintf(p->env[p->env_count++], sizeof(p->env[0]), "%s", env[i]);
     }
     char nats_env[128], pg_env[600], listen_env[96];
-    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats_url);
+    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", s->nats.url);
     snprintf(pg_env, sizeof(pg_env), "ESS_PG_DSN=%s", s->dsn);
     snprintf(listen_env, sizeof(listen_env), "%s=127.0.0.1:%d", p->listen_var, p->port);
     const char *all[24] = {nats_env, pg_env, listen_env, "ESS_LOG_LEVEL=debug"};
@@ -191,7 +141,9 @@ void rs_start(rs_stack *s, const char *const *conversation_env)
         fail_msg("db_connect: %s", err.message);
     const char *import[] = {"geo", "import", NULL};
     free(rs_essctl(s, import));
-    start_nats(s);
+    testkit_nats_start(&s->nats, "resp");
+    assert_int_equal(natsConnection_ConnectTo(&s->nc, s->nats.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&s->js, s->nc, NULL), NATS_OK);
     snprintf(s->secret, sizeof(s->secret), "secret-%s", s->token);
 
     proc_init(s, &s->emulator, "line-emulator", "ESS_EMULATOR_LISTEN");
@@ -268,15 +220,7 @@ int rs_teardown(void **state)
     natsConnection_Destroy(s->nc);
     s->js = NULL;
     s->nc = NULL;
-    if (s->nats_pid > 0)
-        testkit_stop(s->nats_pid, SIGTERM, 10000);
-    s->nats_pid = 0;
-    if (s->nats_store[0] != '\0') {
-        char command[256];
-        int written = snprintf(command, sizeof(command), "rm -rf '%.160s'", s->nats_store);
-        if (written < 0 || (size_t)written >= sizeof(command) || system(command) != 0)
-            fprintf(stderr, "cannot remove %s\n", s->nats_store);
-    }
+    testkit_nats_stop(&s->nats);
     db_destroy(s->d);
     s->d = NULL;
     if (s->dsn[0] != '\0')

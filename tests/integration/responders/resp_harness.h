@@ -20,6 +20,7 @@
 #include <nats/nats.h>
 
 #include "db.h"
+#include "testkit.h"
 
 #define RS_DATA_KEY "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 #define RS_WAIT_MS 40000
@@ -38,9 +39,7 @@ typedef struct rs_proc {
 
 typedef struct rs_stack {
     char token[48];
-    int nats_pid;
-    char nats_url[64];
-    char nats_store[160];
+    testkit_nats nats; /* the case's own nats-server */
     char dsn[512];
     char secret[64];
     rs_proc emulator, ingress, conversation, notifier, georouter;

@@ -135,13 +135,10 @@ ESS_TEST(readiness_follows_nats)
     (void)state;
     probe p;
     probe_paths(&p);
-    int nats_port = testkit_free_port();
-    char nats_env[96], nats_port_text[16], store[128];
-    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=nats://127.0.0.1:%d", nats_port);
-    snprintf(nats_port_text, sizeof(nats_port_text), "%d", nats_port);
-    char unique[64];
-    testkit_unique(unique, sizeof(unique));
-    snprintf(store, sizeof(store), "/tmp/ess-probe-nats-%s", unique);
+    testkit_nats nats;
+    testkit_nats_prepare(&nats, "probe"); /* its port and store; started below */
+    char nats_env[96];
+    snprintf(nats_env, sizeof(nats_env), "ESS_NATS_URL=%s", nats.url);
     const char *argv[] = {p.path, NULL};
     const char *env[] = {p.listen_env, nats_env, "PROBE_NEEDS_NATS=1", "PROBE_REQUIRED=x",
                          "PROBE_SECRET=s", NULL};
@@ -155,21 +152,16 @@ ESS_TEST(readiness_follows_nats)
     assert_non_null(strstr(body, "NATS"));
     free(body);
 
-    const char *nats_argv[] = {"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
-                               nats_port_text, "-sd", store, NULL};
-    int nats_pid = testkit_spawn(nats_argv, NULL, "/dev/null");
-    assert_true(nats_pid > 0);
+    testkit_nats_restart(&nats);
     wait_status ready = {&p, "/readyz", 200};
     bool became_ready = testkit_wait_until(status_is, &ready, 20000);
 
     /* And not ready again when NATS goes away. */
-    testkit_stop(nats_pid, SIGTERM, 10000);
+    testkit_nats_halt(&nats);
     wait_status unready = {&p, "/readyz", 503};
     bool became_unready = testkit_wait_until(status_is, &unready, 20000);
     int code = testkit_stop(p.pid, SIGTERM, 15000);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", store);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(testkit_nats_stop(&nats), 0);
     assert_true(became_ready);
     assert_true(became_unready);
     assert_int_equal(code, 0);
