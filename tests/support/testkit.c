@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,19 +192,45 @@ int testkit_stop(int pid, int sig, int64_t timeout_ms)
     return WEXITSTATUS(status);
 }
 
-int testkit_free_port(void)
+#define FREE_PORT_FIRST 20000
+#define FREE_PORT_COUNT 12768 /* up to 32767 */
+
+static bool port_bindable(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+        return false;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
+    bool free_now = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
     close(fd);
+    return free_now;
+}
+
+int testkit_free_port(void)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static unsigned char handed_out[FREE_PORT_COUNT];
+    static unsigned int seed;
+    pthread_mutex_lock(&lock);
+    if (seed == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        seed = (unsigned int)getpid() * 2654435761u ^ (unsigned int)now.tv_nsec;
+        if (seed == 0)
+            seed = 1;
+    }
+    int port = -1;
+    for (int attempt = 0; attempt < 2000 && port < 0; attempt++) {
+        int index = (int)(rand_r(&seed) % FREE_PORT_COUNT);
+        if (handed_out[index])
+            continue;
+        if (port_bindable(FREE_PORT_FIRST + index)) {
+            handed_out[index] = 1;
+            port = FREE_PORT_FIRST + index;
+        }
+    }
+    pthread_mutex_unlock(&lock);
     return port;
 }
 

@@ -68,7 +68,11 @@ int testkit_spawn(const char *const *argv, const char *const *env, const char *l
  * Returns its exit status as testkit_run does (128+signal when killed by a signal). */
 int testkit_stop(int pid, int sig, int64_t timeout_ms);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago, never the same twice in a process.
+ * Taken from 20000-32767, below the kernel's ephemeral range (32768-60999): a port from
+ * that range can be taken by any outgoing connection (the tests open hundreds) between the
+ * choice and the server's bind, which made stacks started by tests fail to listen. The same
+ * range as deploy/local/lib.sh's ess_free_port. -1 when none was found. */
 int testkit_free_port(void);
 
 /* One HTTP request with libcurl. headers: NULL-terminated "Name: value" list or NULL.

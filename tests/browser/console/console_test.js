@@ -65,16 +65,29 @@ function run(file, args, options = {}) {
   });
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports below the kernel's ephemeral range (32768-60999), as deploy/local/lib.sh and
+// testkit choose them: a port from that range can be taken by any outgoing connection before
+// the stack's service binds it (seen in CI: the console could not listen).
+const handedOut = new Set();
+function portFree(port) {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+async function freePort() {
+  for (let attempt = 0; attempt < 2000; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (handedOut.has(port)) continue;
+    if (await portFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free TCP port in 20000-32767');
 }
 
 function readKv(file) {
