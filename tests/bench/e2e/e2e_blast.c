@@ -35,10 +35,9 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "e2e_common.h"
+#include "ingress_signature.h"
 
 #define BLAST_THREADS_MAX 256
 #define BODY_MAX 32768
@@ -113,18 +112,6 @@ static void parse_blast_options(int argc, char **argv, blast_options *opt)
     opt->port = (int)e2e_parse_long("--target port", colon + 1, 1, 65535);
 }
 
-/* x-line-signature: base64(HMAC-SHA256(secret, body)). */
-static void sign(const char *secret, const char *body, size_t len, char ret_signature[64])
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, digest,
-             &digest_len) == NULL ||
-        digest_len != 32)
-        e2e_die("cannot compute the signature");
-    EVP_EncodeBlock((unsigned char *)ret_signature, digest, (int)digest_len); /* 44 + NUL */
-}
-
 static void prepare(const blast_options *opt, long index, const char *run_tag, prepared *ret)
 {
     char body[BODY_MAX];
@@ -148,8 +135,10 @@ static void prepare(const blast_options *opt, long index, const char *run_tag, p
         used += (size_t)n;
     }
     used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
-    char signature[64];
-    sign(opt->secret, body, used, signature);
+    char signature[INGRESS_SIGNATURE_B64_SIZE];
+    if (ingress_signature_compute(opt->secret, strlen(opt->secret), body, used, signature, NULL) !=
+        ST_OK)
+        e2e_die("cannot compute the signature");
     char head[HEAD_MAX];
     int head_len = snprintf(head, sizeof(head),
                             "POST /line/webhook HTTP/1.1\r\nHost: %s:%d\r\n"
