@@ -369,9 +369,9 @@ ess_pg_stop() {
 # Build (also used by the Docker builder stage: deploy/docker/Dockerfile)
 
 # ess_cmake_configure BUILD_DIR KIND [cmake options...]
-#   KIND release:  RelWithDebInfo, no sanitizers, no test binaries (the local stack on a
-#                  fresh build directory, the Docker images)
-#   KIND sanitize: Debug with ASan+UBSan and the tests (tests/run)
+#   KIND release:  RelWithDebInfo, no sanitizers, no test binaries, no failpoints (the
+#                  local stack on a fresh build directory, the Docker images)
+#   KIND sanitize: Debug with ASan+UBSan, the tests and their failpoints (tests/run)
 #   KIND fuzz:     clang-14 with libFuzzer (tests/run's fuzz step; BUILD_DIR of its own)
 # Every option a kind depends on is given explicitly: CMake keeps cached values, and one
 # build directory may be configured by several kinds in turn.
@@ -381,11 +381,11 @@ ess_cmake_configure() {
   local -a options=(-S "$ESS_SOURCE_DIR" -B "$build_dir")
   case "$kind" in
     release) options+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DESS_SANITIZE=OFF -DESS_FUZZ=OFF
-      -DESS_TESTS=OFF) ;;
+      -DESS_TESTS=OFF -DESS_FAILPOINTS=OFF) ;;
     sanitize) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=ON -DESS_FUZZ=OFF
-      -DESS_TESTS=ON) ;;
+      -DESS_TESTS=ON -DESS_FAILPOINTS=ON) ;;
     fuzz) options+=(-DCMAKE_BUILD_TYPE=Debug -DESS_SANITIZE=OFF -DESS_FUZZ=ON -DESS_TESTS=ON
-      -DCMAKE_C_COMPILER=clang-14) ;;
+      -DESS_FAILPOINTS=ON -DCMAKE_C_COMPILER=clang-14) ;;
     *) ess_die "ess_cmake_configure: unknown kind '$kind'" ;;
   esac
   cmake "${options[@]}" "$@"

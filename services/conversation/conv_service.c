@@ -372,7 +372,8 @@ st_code conv_init(svc *s, void *closure, st_error *err)
         .ack_timeout_ms = service->config.ack_timeout_ms,
         .last_level_reminders = (int)service->config.last_level_reminders,
     };
-    const char *failpoint = service->config.failpoint;
+    /* Without ESS_FAILPOINTS the variables are not in the table and the string stays NULL. */
+    const char *failpoint = service->config.failpoint ? service->config.failpoint : "none";
     service->failpoint = strcmp(failpoint, "before_commit") == 0  ? CONV_FAILPOINT_BEFORE_COMMIT
                          : strcmp(failpoint, "after_commit") == 0 ? CONV_FAILPOINT_AFTER_COMMIT
                                                                   : CONV_FAILPOINT_NONE;

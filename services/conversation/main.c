@@ -35,12 +35,14 @@ static const cfg_field config[] = {
     CFG_INT("ESS_ESCALATION_LAST_REMINDERS", "3", 1, 100,
             "reminders at the last level before a case is left to the console", conv_service,
             config.last_level_reminders),
+#ifdef ESS_FAILPOINTS /* test builds only: see ESS_FAILPOINTS in CMakeLists.txt */
     CFG_ENUM("ESS_CONVERSATION_FAILPOINT", "none", "none|before_commit|after_commit",
              "tests only: SIGKILL itself at this point of an event", conv_service,
              config.failpoint),
     CFG_INT("ESS_CONVERSATION_FAILPOINT_AT", "1", 1, 1000000,
             "tests only: the event (1 = first) at which the failpoint fires", conv_service,
             config.failpoint_at),
+#endif
 };
 
 static const svc_consumer_spec consumers[] = {

@@ -39,3 +39,11 @@ for executable in $executables; do
       grep -qx "$package" <<<"$runtime_packages"
   done < <(readelf -d "$binary" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p')
 done
+
+# The release build leaves the test failpoints out: the service does not know the variable.
+help=$("$OPS_TMP/build/bin/ess-conversation" --help 2>&1 || true)
+check "ess-conversation --help answers" grep -q ESS_DATA_KEY <<<"$help"
+if grep -q ESS_CONVERSATION_FAILPOINT <<<"$help"; then
+  fail "the release ess-conversation offers ESS_CONVERSATION_FAILPOINT"
+fi
+echo "ok: the release ess-conversation has no failpoint"
