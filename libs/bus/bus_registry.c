@@ -581,6 +581,16 @@ void bus_registry_destroy(bus_registry *registry)
     free(registry);
 }
 
+st_code bus_registry_set_replicas(bus_registry *registry, int replicas, st_error *err)
+{
+    if (registry == NULL || replicas < 1 || replicas > 5)
+        return st_fail(err, ST_INVALID, "registry: stream replicas must be 1..5, not %d",
+                       replicas);
+    for (size_t i = 0; i < registry->stream_count; i++)
+        registry->streams[i].replicas = replicas;
+    return ST_OK;
+}
+
 const bus_consumer_def *bus_registry_consumer(const bus_registry *registry, const char *durable)
 {
     if (registry == NULL || durable == NULL)

@@ -136,6 +136,8 @@ static const char *const common_help[] = {
     "how long a graceful stop may take before the process exits anyway",
     "open HTTP connections accepted at once; more are closed at accept",
     "time allowed to receive one request's headers and body",
+    "copies of every JetStream stream: 3 on a three-node NATS cluster (the same value for "
+    "every service); 0 = as proto/registry.json declares (1, a single server)",
 };
 
 static size_t build_common_fields(const svc_def *def, cfg_field *out)
@@ -144,6 +146,9 @@ static size_t build_common_fields(const svc_def *def, cfg_field *out)
     if (def->needs_nats)
         out[n++] = (cfg_field)CFG_URL("ESS_NATS_URL", "nats://127.0.0.1:4222", "nats|tls",
                                       common_help[0], svc_common_config, nats_url);
+    if (def->needs_nats)
+        out[n++] = (cfg_field)CFG_INT("ESS_NATS_REPLICAS", "0", 0, 5, common_help[7],
+                                      svc_common_config, nats_replicas);
     if (def->needs_pg)
         /* Secret: a DSN may hold a password, so its value is never quoted back. */
         out[n++] = (cfg_field)CFG_FIELD_("ESS_PG_DSN", CFG_T_STRING,
@@ -576,7 +581,7 @@ int svc_main(const svc_def *def, int argc, char **argv)
 {
     static svc instance; /* one service per process; static so signal paths can reach it */
     svc *s = &instance;
-    cfg_field common_fields[8];
+    cfg_field common_fields[9];
     size_t common_count = build_common_fields(def, common_fields);
     int exit_code = 1;
     st_error err = {0};
@@ -637,6 +642,11 @@ int svc_main(const svc_def *def, int argc, char **argv)
     if (def->needs_nats) {
         if (bus_registry_builtin(&s->registry, &err) != ST_OK) {
             log_event(LOG_ERROR, "bus.registry", "built-in registry is invalid", LOG_ERR(&err));
+            goto cleanup;
+        }
+        if (s->common.nats_replicas > 0 &&
+            bus_registry_set_replicas(s->registry, (int)s->common.nats_replicas, &err) != ST_OK) {
+            log_event(LOG_ERROR, "bus.registry", "cannot set the stream replicas", LOG_ERR(&err));
             goto cleanup;
         }
         char client[96];

@@ -522,11 +522,16 @@ void testkit_nats_restart(testkit_nats *n)
         fail_msg("testkit_nats_restart: the server was not prepared");
     if (n->pid > 0)
         fail_msg("testkit_nats_restart: the server is running (pid %d)", n->pid);
-    char binary[512], port_text[16];
+    char binary[512], port_text[16], cluster_url[64];
     nats_find_binary(binary, sizeof(binary));
     snprintf(port_text, sizeof(port_text), "%d", n->port);
-    const char *argv[] = {binary, "-js", "-a", "127.0.0.1", "-p", port_text, "-sd", n->store,
-                          NULL};
+    const char *argv[20] = {binary, "-js", "-a", "127.0.0.1", "-p", port_text, "-sd", n->store};
+    if (n->cluster_port > 0) {
+        snprintf(cluster_url, sizeof(cluster_url), "nats://127.0.0.1:%d", n->cluster_port);
+        const char *cluster_args[] = {"--name",    n->server_name, "--cluster_name", "ess-test",
+                                      "--cluster", cluster_url,    "--routes",       n->routes};
+        memcpy(&argv[8], cluster_args, sizeof(cluster_args));
+    }
     n->pid = testkit_spawn(argv, NULL, "/dev/null");
     if (n->pid <= 0)
         fail_msg("cannot start %s", binary);
@@ -534,6 +539,29 @@ void testkit_nats_restart(testkit_nats *n)
     if (!testkit_wait_until(nats_accepts_clients, n, NATS_READY_MS))
         fail_msg("nats-server on port %d did not accept clients within %d ms", n->port,
                  NATS_READY_MS);
+}
+
+void testkit_nats_cluster_prepare(testkit_nats *nodes, size_t count, const char *name)
+{
+    if (count < 2 || count > 5)
+        fail_msg("testkit_nats_cluster_prepare: a cluster has 2..5 members, not %zu", count);
+    for (size_t i = 0; i < count; i++) {
+        testkit_nats_prepare(&nodes[i], name);
+        snprintf(nodes[i].server_name, sizeof(nodes[i].server_name), "%s-%zu", name, i + 1);
+        nodes[i].cluster_port = testkit_free_port();
+        if (nodes[i].cluster_port <= 0)
+            fail_msg("testkit_nats_cluster_prepare: no free port");
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t len = 0;
+        for (size_t k = 0; k < count; k++) {
+            if (k == i)
+                continue;
+            len += (size_t)snprintf(nodes[i].routes + len, sizeof(nodes[i].routes) - len,
+                                    "%snats-route://127.0.0.1:%d", len > 0 ? "," : "",
+                                    nodes[k].cluster_port);
+        }
+    }
 }
 
 void testkit_nats_start(testkit_nats *n, const char *name)

@@ -105,12 +105,22 @@ typedef struct testkit_nats {
     char store[128]; /* its JetStream store directory */
     int port;
     int pid; /* > 0 while running; a test may signal it (SIGSTOP/SIGCONT) */
+    /* Cluster members only (testkit_nats_cluster_prepare); zero for a single server. */
+    char server_name[48]; /* JetStream's name for the node, as in stream cluster info */
+    int cluster_port;
+    char routes[256]; /* nats-route://127.0.0.1:<port> of every other member, comma-separated */
 } testkit_nats;
 
 /* Chooses a free port and creates a new store /tmp/ess-<name>-nats-<unique> (name: at most
  * 32 characters naming the test area), without starting the server. Fails the test on any
  * problem. */
 void testkit_nats_prepare(testkit_nats *n, const char *name);
+
+/* Prepares count (2..5) members of one JetStream cluster: each as testkit_nats_prepare makes
+ * a server, plus a server name "<name>-<i>", a cluster port and routes to all the others.
+ * Start each with testkit_nats_restart (a member accepts clients before the cluster has
+ * elected its JetStream leader: wait for that with the API the test uses). */
+void testkit_nats_cluster_prepare(testkit_nats *nodes, size_t count, const char *name);
 
 /* Starts the server on n's port and store and waits (20 s at most) until it accepts
  * clients; fails the test otherwise. The first start after testkit_nats_prepare, or a restart

@@ -64,6 +64,11 @@ st_code bus_registry_parse(const char *json, size_t len, bus_registry **ret_regi
 /* The registry compiled into the binary from proto/registry.json. Caller owns the result. */
 st_code bus_registry_builtin(bus_registry **ret_registry, st_error *err);
 void bus_registry_destroy(bus_registry *registry); /* accepts NULL */
+/* Sets every stream's replica count to replicas (1..5; 3 in a three-node NATS cluster), so
+ * one deployment setting turns the declared single-server streams into replicated ones. Every
+ * process that ensures the registry must use the same value, or they undo each other's
+ * stream updates. ST_INVALID outside 1..5, registry unchanged. */
+st_code bus_registry_set_replicas(bus_registry *registry, int replicas, st_error *err);
 /* Borrowed pointer into registry, or NULL. */
 const bus_consumer_def *bus_registry_consumer(const bus_registry *registry, const char *durable);
 const bus_stream_def *bus_registry_stream(const bus_registry *registry, const char *name);

@@ -40,6 +40,7 @@ typedef struct svc svc;
 /* The common configuration, readable by services through svc_common(). */
 typedef struct svc_common_config {
     char *nats_url;              /* ESS_NATS_URL */
+    int64_t nats_replicas;       /* ESS_NATS_REPLICAS: 0 = as proto/registry.json declares */
     char *pg_dsn;                /* ESS_PG_DSN */
     char *log_level;             /* ESS_LOG_LEVEL */
     char *listen;                /* the service's listen variable */
