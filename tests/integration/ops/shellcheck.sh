@@ -4,7 +4,8 @@
 . "$(dirname "$0")/common.sh"
 
 cd "$OPS_SOURCE"
-scripts=(deploy/install-deps deploy/local/ess deploy/docker/build-release tests/run .ci/run)
+scripts=(deploy/install-deps deploy/local/ess deploy/docker/build-release tests/run .ci/run
+  tests/support/pg_pair)
 for script in "${scripts[@]}"; do
   check "$script is executable" test -x "$script"
   check "$script sets -euo pipefail" grep -qx 'set -euo pipefail' "$script"
