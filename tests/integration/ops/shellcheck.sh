@@ -5,7 +5,8 @@
 
 cd "$OPS_SOURCE"
 scripts=(deploy/install-deps deploy/local/ess deploy/docker/build-release tests/run .ci/run
-  tests/support/pg_pair)
+  tests/support/pg_pair deploy/docker/postgres/primary-replication.sh
+  deploy/docker/postgres/standby-entrypoint.sh)
 for script in "${scripts[@]}"; do
   check "$script is executable" test -x "$script"
   check "$script sets -euo pipefail" grep -qx 'set -euo pipefail' "$script"
