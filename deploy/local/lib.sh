@@ -116,6 +116,33 @@ ess_port_listening() {
   return 1
 }
 
+# ess_pid_listens PID PORT: true when process PID itself holds a socket listening on TCP
+# PORT (any address). Tells our own server from another process that took the port first
+# and might even answer the same health path. Matches the LISTEN socket's inode in
+# /proc/net/tcp* with PID's open files; needs to see PID's fds (ours, or root).
+ess_pid_listens() {
+  local pid=$1 hex file inode
+  printf -v hex ':%04X' "$2"
+  local -a inodes=()
+  for file in /proc/net/tcp /proc/net/tcp6; do
+    [[ -r "$file" ]] || continue
+    # Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode.
+    while read -r inode; do
+      inodes+=("$inode")
+    done < <(awk -v want="$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == want {
+               print $10 }' "$file")
+  done
+  ((${#inodes[@]} > 0)) || return 1
+  for inode in "${inodes[@]}"; do
+    # find -lname compares each fd's link text: socket:[<inode>].
+    if [[ -n "$(find "/proc/$pid/fd" -maxdepth 1 -lname "socket:\[$inode\]" -print -quit \
+      2>/dev/null)" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
 # ess_free_port VAR: sets VAR to a TCP port nothing listens on and that this shell has not
 # handed out before. Ports come from 20000-32767, below the kernel's ephemeral range, so
 # no outgoing connection can be holding one. Another process may still bind it first: the

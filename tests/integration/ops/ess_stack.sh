@@ -6,7 +6,8 @@
 #   -> the services run as ess_app, the retention run as ess_janitor, essctl as the owner;
 #   a citizen's messages go through; ess_app cannot rewrite the audit log nor erase personal
 #   data -> the JetStream store holds no message in clear -> up again starts nothing new
-#   -> down -> no process of this ESS_HOME is left, no pid file remains.
+#   -> down -> no process of this ESS_HOME is left, no pid file remains -> with a stranger
+#   answering /healthz on the ingress's port, up fails naming the ingress.
 # shellcheck source=tests/integration/ops/common.sh
 . "$(dirname "$0")/common.sh"
 
@@ -233,3 +234,27 @@ check "no pid file remains" test -z "$(ops_pids "$HOME_DIR")"
 check "status after down says stopped (exit 1)" \
   bash -c '! "$1" status >/dev/null' _ "$OPS_ESS"
 check "down again is harmless" "$OPS_ESS" down
+
+# --- a stranger on a service's port is not taken for the service ----------------------------
+# Another process holds the ingress's port and answers GET /healthz with 200, as a service
+# of another stack would: `up` must not report the ingress healthy.
+if built ess-ingress && command -v python3 >/dev/null; then
+  mkdir -p "$OPS_TMP/stranger"
+  : >"$OPS_TMP/stranger/healthz"
+  ingress_port=${ESS_INGRESS_LISTEN##*:}
+  python3 -m http.server "$ingress_port" --bind 127.0.0.1 --directory "$OPS_TMP/stranger" \
+    </dev/null >"$OPS_TMP/stranger.log" 2>&1 &
+  stranger=$!
+  stranger_answers() { curl -fsS -m 2 -o /dev/null "http://$ESS_INGRESS_LISTEN/healthz"; }
+  check "the stranger answers /healthz on the ingress's port" ess_wait_until 10 stranger_answers
+  if stranger_up=$(ESS_UP_TIMEOUT=8 "$OPS_ESS" up 2>&1); then
+    printf '%s\n' "$stranger_up" >&2
+    kill "$stranger"
+    fail "up succeeded while a stranger held the ingress's port"
+  fi
+  kill "$stranger"
+  wait "$stranger" 2>/dev/null || true
+  check "up names the ingress as not healthy" grep -q 'not healthy:.*ess-ingress' <<<"$stranger_up"
+  "$OPS_ESS" down
+  check "down after the failed up leaves no process" test -z "$(ops_leftovers "$OPS_TMP")"
+fi

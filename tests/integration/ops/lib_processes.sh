@@ -63,6 +63,13 @@ s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.
   listener=$!
   pids+=("$listener")
   check "a listening port is seen as listening" ess_wait_until 10 ess_port_listening "$port"
+  check "ess_pid_listens names the process that listens" ess_pid_listens "$listener" "$port"
+  if ess_pid_listens $$ "$port"; then fail "ess_pid_listens took another process for the listener"; fi
+  echo "ok: and not another process"
+  other_port=""
+  ess_free_port other_port
+  if ess_pid_listens "$listener" "$other_port"; then fail "ess_pid_listens matched another port"; fi
+  echo "ok: nor another port"
   kill "$listener"
   wait "$listener" 2>/dev/null || true
   check "and free once closed" ess_wait_until 10 bash -c \
