@@ -166,40 +166,19 @@ static st_code id_array(const db_result *rows, int count, char **ret_ids, st_err
     return ST_OK;
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Opens a sealed row (bytea text "\x...") and queues its publish. */
+/* Opens a sealed row (bytea text "\\x...") and queues its publish. */
 static st_code add_opened(round_state *round, bus_batch *batch, const char *subject,
                           const char *msg_id, const char *sealed_text, st_error *err)
 {
     if (round->keys == NULL)
         return st_fail(err, ST_INVALID,
                        "a sealed outbox row waits, but this relay has no vault keys");
-    size_t hex_len = sealed_text != NULL ? strlen(sealed_text) : 0;
-    if (hex_len < 2 || sealed_text[0] != '\\' || sealed_text[1] != 'x' || hex_len % 2 != 0)
-        return st_fail(err, ST_INTERNAL, "a sealed outbox row is not bytea hex");
-    size_t sealed_len = (hex_len - 2) / 2;
-    unsigned char *sealed = malloc(sealed_len + 1);
-    char *plain = NULL;
-    size_t plain_len = 0;
-    st_code status = ST_OK;
-    if (sealed == NULL)
-        return st_fail(err, ST_NOMEM, "out of memory opening an outbox row");
-    for (size_t i = 0; i < sealed_len; i++) {
-        int high = hex_digit(sealed_text[2 + 2 * i]), low = hex_digit(sealed_text[3 + 2 * i]);
-        if (high < 0 || low < 0) {
-            status = st_fail(err, ST_INTERNAL, "a sealed outbox row is not bytea hex");
-            goto cleanup;
-        }
-        sealed[i] = (unsigned char)(high * 16 + low);
-    }
     char context[OUTBOX_MSG_ID_MAX + 16];
     sealed_context(msg_id, context);
-    if ((status = vault_open(round->keys, context, sealed, sealed_len, &plain, &plain_len, err)) !=
-        ST_OK) {
+    char *plain = NULL;
+    size_t plain_len = 0;
+    st_code status = vault_open_hex(round->keys, context, sealed_text, &plain, &plain_len, err);
+    if (status != ST_OK) {
         st_wrap(err, "sealed outbox row (another ESS_DATA_KEY?)");
         goto cleanup;
     }
@@ -209,7 +188,6 @@ cleanup:
         OPENSSL_cleanse(plain, plain_len);
         free(plain);
     }
-    free(sealed);
     return status;
 }
 

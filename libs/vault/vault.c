@@ -166,6 +166,55 @@ void vault_hex(const unsigned char *bytes, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+st_code vault_unhex(const char *text, unsigned char **ret_bytes, size_t *ret_len)
+{
+    if (text == NULL)
+        return ST_INVALID;
+    if (text[0] == '\\' && text[1] == 'x')
+        text += 2;
+    size_t digits = strlen(text);
+    if (digits % 2 != 0)
+        return ST_INVALID;
+    unsigned char *bytes = malloc(digits / 2 + 1);
+    if (bytes == NULL)
+        return ST_NOMEM;
+    for (size_t i = 0; i < digits / 2; i++) {
+        int high = hex_digit(text[2 * i]), low = hex_digit(text[2 * i + 1]);
+        if (high < 0 || low < 0) {
+            free(bytes);
+            return ST_INVALID;
+        }
+        bytes[i] = (unsigned char)(high << 4 | low);
+    }
+    *ret_bytes = bytes;
+    *ret_len = digits / 2;
+    return ST_OK;
+}
+
+st_code vault_open_hex(const vault_keys *keys, const char *context, const char *hex_text,
+                       char **ret_plain, size_t *ret_len, st_error *err)
+{
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    st_code status = vault_unhex(hex_text, &sealed, &sealed_len);
+    if (status != ST_OK)
+        return st_fail(err, status, status == ST_NOMEM ? "out of memory" : "sealed value is not hex");
+    status = vault_open(keys, context, sealed, sealed_len, ret_plain, ret_len, err);
+    free(sealed);
+    return status;
+}
+
 void vault_uuid_from_name(const char *namespace_label, const char *name,
                           char ret_uuid[VAULT_UUID_TEXT])
 {

@@ -9,6 +9,8 @@
 
 #include <openssl/evp.h>
 
+#include "vault.h"
+
 #define DECIMAL_MAX 24
 
 /* The eight fields of the canonical record, as (pointer, length) pairs. Numbers and the
@@ -135,34 +137,18 @@ void audit_hash_hex(const unsigned char hash[AUDIT_HASH_BYTES], char ret_hex[AUD
     ret_hex[2 * AUDIT_HASH_BYTES] = '\0';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 st_code audit_hash_parse(const char *text, unsigned char ret_hash[AUDIT_HASH_BYTES])
 {
-    if (text == NULL)
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (text == NULL || strnlen(text, 2 * AUDIT_HASH_BYTES + 3) > 2 * AUDIT_HASH_BYTES + 2 ||
+        vault_unhex(text, &bytes, &len) != ST_OK)
         return ST_INVALID;
-    if (text[0] == '\\' && text[1] == 'x')
-        text += 2;
-    if (strnlen(text, 2 * AUDIT_HASH_BYTES + 1) != 2 * AUDIT_HASH_BYTES)
-        return ST_INVALID;
-    unsigned char out[AUDIT_HASH_BYTES];
-    for (size_t i = 0; i < AUDIT_HASH_BYTES; i++) {
-        int high = hex_value(text[2 * i]), low = hex_value(text[2 * i + 1]);
-        if (high < 0 || low < 0)
-            return ST_INVALID;
-        out[i] = (unsigned char)(high << 4 | low);
-    }
-    memcpy(ret_hash, out, AUDIT_HASH_BYTES);
-    return ST_OK;
+    st_code status = len == AUDIT_HASH_BYTES ? ST_OK : ST_INVALID;
+    if (status == ST_OK)
+        memcpy(ret_hash, bytes, AUDIT_HASH_BYTES);
+    free(bytes);
+    return status;
 }
 
 void audit_verify_begin(audit_verifier *v, int64_t first_seq,

@@ -28,30 +28,13 @@ static bool add_number(cJSON *object, const char *key, const char *value)
                          : cJSON_AddNullToObject(object, key) != NULL;
 }
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Opens the bytea text ("\x...") of a sealed phone into phone (CONSOLE_PHONE_MAX bytes). */
+/* Opens the bytea text ("\\x...") of a sealed phone into phone (CONSOLE_PHONE_MAX bytes). */
 static st_code open_phone(const vault_keys *keys, const char *bytea_text, char *phone,
                           st_error *err)
 {
-    size_t hex_len = bytea_text != NULL ? strlen(bytea_text) : 0;
-    if (hex_len < 4 || bytea_text[0] != '\\' || bytea_text[1] != 'x' || hex_len % 2 != 0 ||
-        hex_len > 2 + 2 * (VAULT_SEAL_OVERHEAD + 64))
-        return st_fail(err, ST_INVALID, "the phone column is not a sealed value");
-    unsigned char sealed[VAULT_SEAL_OVERHEAD + 64];
-    size_t len = (hex_len - 2) / 2;
-    for (size_t i = 0; i < len; i++) {
-        int high = hex_value(bytea_text[2 + 2 * i]), low = hex_value(bytea_text[3 + 2 * i]);
-        if (high < 0 || low < 0)
-            return st_fail(err, ST_INVALID, "the phone column is not a sealed value");
-        sealed[i] = (unsigned char)(high * 16 + low);
-    }
     char *plain = NULL;
     size_t plain_len = 0;
-    st_code status = vault_open(keys, PHONE_CONTEXT, sealed, len, &plain, &plain_len, err);
+    st_code status = vault_open_hex(keys, PHONE_CONTEXT, bytea_text, &plain, &plain_len, err);
     if (status == ST_OK) {
         if (plain_len == 0 || plain_len >= CONSOLE_PHONE_MAX)
             status = st_fail(err, ST_INVALID, "the sealed phone is not a phone number");

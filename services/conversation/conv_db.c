@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "outbox.h"
+#include "vault.h"
 
 #define COMMAND_ID_MAX 120
 
@@ -23,38 +24,12 @@ char *conv_db_bytea_param(const unsigned char *bytes, size_t len)
     return text;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 st_code conv_db_bytea_decode(const char *text, unsigned char **ret_bytes, size_t *ret_len)
 {
+    /* Only bytea text form: a column of another type must not pass for one. */
     if (text == NULL || text[0] != '\\' || text[1] != 'x')
         return ST_INVALID;
-    size_t hex_len = strlen(text + 2);
-    if (hex_len % 2 != 0)
-        return ST_INVALID;
-    unsigned char *bytes = malloc(hex_len / 2 + 1);
-    if (bytes == NULL)
-        return ST_NOMEM;
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        int high = hex_value(text[2 + 2 * i]), low = hex_value(text[3 + 2 * i]);
-        if (high < 0 || low < 0) {
-            free(bytes);
-            return ST_INVALID;
-        }
-        bytes[i] = (unsigned char)(high * 16 + low);
-    }
-    *ret_bytes = bytes;
-    *ret_len = hex_len / 2;
-    return ST_OK;
+    return vault_unhex(text, ret_bytes, ret_len);
 }
 
 char *conv_db_base64(const unsigned char *bytes, size_t len)

@@ -65,38 +65,13 @@ static bool parse_int(const char *text, int64_t *ret_value)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Opens the sealed phone (hex text) into out; false when it does not open or fit. */
 static bool open_phone(const vault_keys *keys, const char *hex, char *out, size_t out_size)
 {
-    size_t hex_len = strlen(hex);
-    if (hex_len == 0 || hex_len % 2 != 0 || hex_len / 2 > VAULT_PLAIN_MAX + VAULT_SEAL_OVERHEAD)
-        return false;
-    unsigned char *sealed = malloc(hex_len / 2);
-    if (sealed == NULL)
-        return false;
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        int high = hex_value(hex[2 * i]), low = hex_value(hex[2 * i + 1]);
-        if (high < 0 || low < 0) {
-            free(sealed);
-            return false;
-        }
-        sealed[i] = (unsigned char)(high << 4 | low);
-    }
     char *plain = NULL;
     size_t plain_len = 0;
-    bool ok = vault_open(keys, NOTIFIER_PHONE_CONTEXT, sealed, hex_len / 2, &plain, &plain_len,
-                         NULL) == ST_OK &&
+    bool ok = vault_open_hex(keys, NOTIFIER_PHONE_CONTEXT, hex, &plain, &plain_len, NULL) ==
+                  ST_OK &&
               plain_len < out_size;
     if (ok)
         memcpy(out, plain, plain_len + 1);
@@ -104,7 +79,6 @@ static bool open_phone(const vault_keys *keys, const char *hex, char *out, size_
         explicit_bzero(plain, plain_len);
         free(plain);
     }
-    free(sealed);
     return ok;
 }
 

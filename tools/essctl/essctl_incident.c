@@ -169,35 +169,14 @@ static int load_keys(const essctl_command *command, vault_keys *ret_keys)
     return 1;
 }
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Opens the bytea text ("\x...") of a sealed phone; ST_OK fills phone (CONV_PHONE_MAX). */
+/* Opens the bytea text ("\\x...") of a sealed phone; ST_OK fills phone (CONV_PHONE_MAX). */
 static st_code open_phone(const vault_keys *keys, const char *bytea_text, char *phone,
                           st_error *err)
 {
-    size_t hex_len = bytea_text != NULL ? strlen(bytea_text) : 0;
-    if (hex_len < 4 || bytea_text[0] != '\\' || bytea_text[1] != 'x' || hex_len % 2 != 0)
-        return st_fail(err, ST_INVALID, "phone column is not bytea");
-    size_t len = (hex_len - 2) / 2;
-    unsigned char *sealed = malloc(len);
     char *plain = NULL;
     size_t plain_len = 0;
-    st_code status = ST_OK;
-    if (sealed == NULL)
-        return st_fail(err, ST_NOMEM, "out of memory");
-    for (size_t i = 0; i < len; i++) {
-        int high = hex_value(bytea_text[2 + 2 * i]), low = hex_value(bytea_text[3 + 2 * i]);
-        if (high < 0 || low < 0) {
-            status = st_fail(err, ST_INVALID, "phone column is not bytea");
-            goto cleanup;
-        }
-        sealed[i] = (unsigned char)(high * 16 + low);
-    }
-    if ((status = vault_open(keys, "incident.phone", sealed, len, &plain, &plain_len, err)) !=
-        ST_OK) {
+    st_code status = vault_open_hex(keys, "incident.phone", bytea_text, &plain, &plain_len, err);
+    if (status != ST_OK) {
         st_wrap(err, "the phone does not open with this ESS_DATA_KEY");
         goto cleanup;
     }
@@ -211,7 +190,6 @@ cleanup:
         OPENSSL_cleanse(plain, plain_len);
         free(plain);
     }
-    free(sealed);
     return status;
 }
 

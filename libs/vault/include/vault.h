@@ -58,6 +58,18 @@ void vault_uuid_from_name(const char *namespace_label, const char *name,
 /* Lower-case hex of bytes into out (2*len+1 bytes). */
 void vault_hex(const unsigned char *bytes, size_t len, char *out);
 
+/* Decodes hex text, upper or lower case, with or without the "\x" prefix PostgreSQL prints
+ * before a bytea in text form, into a new buffer: *ret_bytes is heap (caller frees; one
+ * spare byte, so an empty value is a valid pointer), *ret_len bytes. ST_INVALID for NULL,
+ * an odd number of digits or a character that is not one; ST_NOMEM. */
+st_code vault_unhex(const char *text, unsigned char **ret_bytes, size_t *ret_len);
+
+/* vault_open of a sealed value given as hex text (vault_unhex's forms), as a bytea column
+ * comes back from libpq. Ownership and errors as vault_open's; ST_INVALID (message without
+ * the value) when the text is not hex. */
+st_code vault_open_hex(const vault_keys *keys, const char *context, const char *hex_text,
+                       char **ret_plain, size_t *ret_len, st_error *err);
+
 /* Cryptographically random bytes. */
 st_code vault_random(void *out, size_t len, st_error *err);
 

@@ -116,4 +116,67 @@ ESS_TEST(uuid_from_name_is_deterministic_version_5)
         assert_true(a[i] == '-' || strchr("0123456789abcdef", a[i]) != NULL);
 }
 
+ESS_TEST(unhex_reads_bytea_text_and_bare_hex_and_refuses_the_rest)
+{
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    static const unsigned char expected[] = {0x00, 0x9f, 0xa0, 0xff};
+    const char *forms[] = {"\\x009fa0ff", "009FA0FF", "\\x009Fa0fF"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        assert_int_equal(vault_unhex(forms[i], &bytes, &len), ST_OK);
+        assert_int_equal(len, sizeof(expected));
+        assert_memory_equal(bytes, expected, sizeof(expected));
+        free(bytes);
+        bytes = NULL;
+    }
+    assert_int_equal(vault_unhex("\\x", &bytes, &len), ST_OK);
+    assert_int_equal(len, 0);
+    free(bytes);
+    const char *bad[] = {"\\x0", "abc", "0g", "\\x00 1", "x00", "\\X00"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bytes = NULL;
+        assert_int_equal(vault_unhex(bad[i], &bytes, &len), ST_INVALID);
+        assert_null(bytes);
+    }
+    assert_int_equal(vault_unhex(NULL, &bytes, &len), ST_INVALID);
+}
+
+ESS_TEST(open_hex_opens_what_seal_made_as_postgres_prints_it)
+{
+    vault_keys keys;
+    assert_int_equal(vault_keys_from_base64(key_a, &keys, NULL), ST_OK);
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    assert_int_equal(vault_seal(&keys, "incident.phone", "0812345678", 10, &sealed, &sealed_len,
+                                NULL),
+                     ST_OK);
+    char *text = malloc(2 + 2 * sealed_len + 1);
+    assert_non_null(text);
+    text[0] = '\\';
+    text[1] = 'x';
+    vault_hex(sealed, sealed_len, text + 2);
+    char *plain = NULL;
+    size_t plain_len = 0;
+    assert_int_equal(vault_open_hex(&keys, "incident.phone", text, &plain, &plain_len, NULL),
+                     ST_OK);
+    assert_string_equal(plain, "0812345678");
+    free(plain);
+    plain = NULL;
+    assert_int_equal(vault_open_hex(&keys, "incident.phone", text + 2, &plain, &plain_len, NULL),
+                     ST_OK);
+    assert_string_equal(plain, "0812345678");
+    free(plain);
+    plain = NULL;
+    st_error err = {0};
+    assert_int_equal(vault_open_hex(&keys, "other.context", text, &plain, &plain_len, &err),
+                     ST_INVALID);
+    text[5] = 'z';
+    assert_int_equal(vault_open_hex(&keys, "incident.phone", text, &plain, &plain_len, &err),
+                     ST_INVALID);
+    assert_null(strstr(err.message, text + 2));
+    assert_null(plain);
+    free(text);
+    free(sealed);
+}
+
 ESS_TEST_MAIN(NULL, NULL)
