@@ -166,7 +166,7 @@ void vault_hex(const unsigned char *bytes, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hex_digit(char c)
+int vault_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -190,7 +190,7 @@ st_code vault_unhex(const char *text, unsigned char **ret_bytes, size_t *ret_len
     if (bytes == NULL)
         return ST_NOMEM;
     for (size_t i = 0; i < digits / 2; i++) {
-        int high = hex_digit(text[2 * i]), low = hex_digit(text[2 * i + 1]);
+        int high = vault_hex_digit(text[2 * i]), low = vault_hex_digit(text[2 * i + 1]);
         if (high < 0 || low < 0) {
             free(bytes);
             return ST_INVALID;

@@ -6,16 +6,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "vault.h"
 
 bool console_utf8_text(const char *text, size_t len, bool allow_tab, size_t *ret_chars)
 {
@@ -71,7 +62,7 @@ static st_code decode_component(const char *text, size_t len, char *out, size_t 
         if (c == '%') {
             if (i + 2 >= len)
                 return ST_INVALID;
-            int high = hex_digit(text[i + 1]), low = hex_digit(text[i + 2]);
+            int high = vault_hex_digit(text[i + 1]), low = vault_hex_digit(text[i + 2]);
             if (high < 0 || low < 0)
                 return ST_INVALID;
             c = (char)(high * 16 + low);

@@ -9,6 +9,7 @@
 
 #include "emu_api.h"
 #include "emu_control.h"
+#include "vault.h"
 
 static int64_t monotonic_ns(void)
 {
@@ -176,17 +177,6 @@ bool emu_str_copy(emu_str s, char *out, size_t out_size)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes value into out ("+" is a space); false when malformed or too long. */
 static bool form_decode(emu_str value, char *out, size_t out_size)
 {
@@ -198,7 +188,7 @@ static bool form_decode(emu_str value, char *out, size_t out_size)
         } else if (c == '%') {
             if (i + 2 >= value.len)
                 return false;
-            int high = hex_value(value.ptr[i + 1]), low = hex_value(value.ptr[i + 2]);
+            int high = vault_hex_digit(value.ptr[i + 1]), low = vault_hex_digit(value.ptr[i + 2]);
             if (high < 0 || low < 0)
                 return false;
             c = (char)(high * 16 + low);

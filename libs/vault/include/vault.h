@@ -58,6 +58,9 @@ void vault_uuid_from_name(const char *namespace_label, const char *name,
 /* Lower-case hex of bytes into out (2*len+1 bytes). */
 void vault_hex(const unsigned char *bytes, size_t len, char *out);
 
+/* The value of one hex digit (0-9, a-f, A-F), -1 for any other character. */
+int vault_hex_digit(char c);
+
 /* Decodes hex text, upper or lower case, with or without the "\x" prefix PostgreSQL prints
  * before a bytea in text form, into a new buffer: *ret_bytes is heap (caller frees; one
  * spare byte, so an empty value is a valid pointer), *ret_len bytes. ST_INVALID for NULL,
