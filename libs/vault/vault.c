@@ -156,6 +156,27 @@ void vault_lookup_hash(const vault_keys *keys, const char *purpose, const char *
     OPENSSL_cleanse(input, sizeof(input));
 }
 
+void vault_pseudonym_key_derive(const void *secret, size_t secret_len, const char *purpose,
+                                vault_pseudonym_key *ret_key)
+{
+    static const char label[] = "ess pseudonym";
+    unsigned char input[sizeof(label) + 128];
+    size_t purpose_len = strnlen(purpose, 128);
+    memcpy(input, label, sizeof(label)); /* the label's NUL separates it from the purpose */
+    memcpy(input + sizeof(label), purpose, purpose_len);
+    hmac_sha256(secret, secret_len, input, sizeof(label) + purpose_len, ret_key->bytes);
+    OPENSSL_cleanse(input, sizeof(input));
+}
+
+void vault_pseudonym(const vault_pseudonym_key *key, const char *value,
+                     char ret_hex[VAULT_PSEUDONYM_HEX + 1])
+{
+    unsigned char mac[VAULT_HASH_BYTES];
+    hmac_sha256(key->bytes, sizeof(key->bytes), (const unsigned char *)value,
+                strnlen(value, 4096), mac);
+    vault_hex(mac, VAULT_PSEUDONYM_HEX / 2, ret_hex);
+}
+
 void vault_hex(const unsigned char *bytes, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";

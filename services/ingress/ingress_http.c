@@ -41,6 +41,7 @@ typedef struct ingress_runtime {
     ingress_service *service;
     ingress_limits limits;
     size_t secret_len;
+    vault_pseudonym_key subject_key; /* line.in subjects: from the channel secret */
 
     h2o_loop_t *loop;
     h2o_multithread_queue_t *queue;
@@ -300,7 +301,9 @@ static int publish_events(ingress_runtime *rt, h2o_req_t *req, const ingress_web
     }
     for (size_t i = 0; i < webhook->event_count; i++) {
         const ingress_webhook_event *event = &webhook->events[i];
-        if (bus_batch_add(pending->batch, event->subject, event->payload, event->payload_len,
+        char subject[INGRESS_SUBJECT_SIZE];
+        ingress_subject(&rt->subject_key, event, subject);
+        if (bus_batch_add(pending->batch, subject, event->payload, event->payload_len,
                           event->msg_id, &err) != ST_OK) {
             /* Acks of what was queued arrive after destroy and are ignored (bus.h). */
             bus_batch_destroy(pending->batch);
@@ -431,6 +434,8 @@ st_code ingress_init(svc *s, void *closure, st_error *err)
     rt->service = service;
     rt->metrics = svc_metrics(s);
     rt->secret_len = strlen(service->config.channel_secret);
+    vault_pseudonym_key_derive(service->config.channel_secret, rt->secret_len,
+                               VAULT_PURPOSE_LINE_IN_SUBJECT, &rt->subject_key);
     rt->limits = (ingress_limits){.max_body = (size_t)service->config.max_body,
                                   .max_events = (size_t)service->config.max_events};
     rt->loop = svc_loop(s);

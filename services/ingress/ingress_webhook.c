@@ -139,9 +139,9 @@ static const char *get_string(const cJSON *object, const char *key)
     return cJSON_IsString(item) && item->valuestring != NULL ? item->valuestring : NULL;
 }
 
-/* Checks the source and writes the subject. ST_NOT_FOUND when the event has no source. */
-static st_code event_subject(const cJSON *event, size_t index, char *subject, size_t subject_size,
-                             st_error *err)
+/* Checks the source and fills out's source fields. ST_NOT_FOUND when the event has none. */
+static st_code event_source(const cJSON *event, size_t index, ingress_webhook_event *out,
+                            st_error *err)
 {
     const cJSON *source = cJSON_GetObjectItemCaseSensitive(event, "source");
     if (source == NULL)
@@ -151,14 +151,16 @@ static st_code event_subject(const cJSON *event, size_t index, char *subject, si
     const char *source_type = get_string(source, "type");
     if (source_type == NULL)
         return st_fail(err, ST_INVALID, "event %zu: source.type missing", index);
-    const char *id_key;
-    if (strcmp(source_type, "user") == 0)
-        id_key = "userId";
-    else if (strcmp(source_type, "group") == 0)
-        id_key = "groupId";
-    else if (strcmp(source_type, "room") == 0)
-        id_key = "roomId";
-    else
+    static const struct {
+        const char *kind, *id_key;
+    } kinds[] = {{"user", "userId"}, {"group", "groupId"}, {"room", "roomId"}};
+    const char *id_key = NULL;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && id_key == NULL; k++)
+        if (strcmp(source_type, kinds[k].kind) == 0) {
+            id_key = kinds[k].id_key;
+            out->source_kind = kinds[k].kind;
+        }
+    if (id_key == NULL)
         return st_fail(err, ST_INVALID, "event %zu: source.type is not user, group or room", index);
     const char *source_id = get_string(source, id_key);
     if (source_id == NULL)
@@ -174,9 +176,7 @@ static st_code event_subject(const cJSON *event, size_t index, char *subject, si
         if (user_id != NULL && (!cJSON_IsString(user_id) || !is_valid_id(user_id->valuestring)))
             return st_fail(err, ST_INVALID, "event %zu: source.userId is malformed", index);
     }
-    int written = snprintf(subject, subject_size, "line.in.%s.%s", source_type, source_id);
-    if (written < 0 || (size_t)written >= subject_size)
-        return st_fail(err, ST_INTERNAL, "event %zu: subject does not fit", index);
+    memcpy(out->source_id, source_id, strlen(source_id) + 1); /* length checked by is_valid_id */
     return ST_OK;
 }
 
@@ -210,7 +210,7 @@ static st_code parse_event(const cJSON *event, size_t index, ingress_webhook_eve
     if (!cJSON_IsObject(context) || !cJSON_IsBool(redelivery))
         return st_fail(err, ST_INVALID, "event %zu: deliveryContext.isRedelivery missing", index);
 
-    st_code code = event_subject(event, index, out->subject, sizeof(out->subject), err);
+    st_code code = event_source(event, index, out, err);
     if (code != ST_OK)
         return code;
 
@@ -340,4 +340,12 @@ void ingress_webhook_destroy(ingress_webhook *webhook)
         cJSON_free(webhook->events[i].payload);
     free(webhook->events);
     free(webhook);
+}
+
+void ingress_subject(const vault_pseudonym_key *key, const ingress_webhook_event *event,
+                     char ret_subject[INGRESS_SUBJECT_SIZE])
+{
+    char pseudonym[VAULT_PSEUDONYM_HEX + 1];
+    vault_pseudonym(key, event->source_id, pseudonym);
+    snprintf(ret_subject, INGRESS_SUBJECT_SIZE, "line.in.%s.%s", event->source_kind, pseudonym);
 }

@@ -1,10 +1,11 @@
 /* ingress_webhook: LINE webhook body -> the messages the ingress publishes.
  *
  * A pure function of the raw body: it checks LINE's shape (../shared/line-openapi/webhook.yml:
- * CallbackRequest, Event, Source) within fixed bounds and yields, for every event, the subject
- * line.in.<user|group|room>.<sourceId>, the msg-id (= webhookEventId, for JetStream
+ * CallbackRequest, Event, Source) within fixed bounds and yields, for every event, its source
+ * (user | group | room, and the id), the msg-id (= webhookEventId, for JetStream
  * de-duplication) and the payload (the event's JSON, re-serialised compactly). It is the
- * entry point of the fuzz target tests/fuzz/ingress_webhook.
+ * entry point of the fuzz target tests/fuzz/ingress_webhook. The subject itself is the
+ * caller's (ingress_subject): it carries a pseudonym of the source id, not the id.
  *
  * What is accepted:
  *   - the body is UTF-8 JSON, nested at most max_depth deep, no larger than max_body;
@@ -27,13 +28,14 @@
 #include <stddef.h>
 
 #include "status.h"
+#include "vault.h"
 
 #define INGRESS_ID_MAX 64
 #define INGRESS_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define INGRESS_DEFAULT_MAX_EVENTS 100
 #define INGRESS_DEFAULT_MAX_DEPTH 32
-/* "line.in.group." + id + NUL */
-#define INGRESS_SUBJECT_SIZE (sizeof("line.in.group.") + INGRESS_ID_MAX)
+/* "line.in.group." + pseudonym + NUL */
+#define INGRESS_SUBJECT_SIZE (sizeof("line.in.group.") + VAULT_PSEUDONYM_HEX)
 
 typedef struct ingress_limits {
     size_t max_body;   /* bytes; 0 = INGRESS_DEFAULT_MAX_BODY */
@@ -42,8 +44,9 @@ typedef struct ingress_limits {
 } ingress_limits;
 
 typedef struct ingress_webhook_event {
-    char subject[INGRESS_SUBJECT_SIZE]; /* line.in.<user|group|room>.<sourceId> */
-    char msg_id[INGRESS_ID_MAX + 1];    /* webhookEventId */
+    const char *source_kind;             /* "user", "group" or "room" (static; never free) */
+    char source_id[INGRESS_ID_MAX + 1];  /* userId, groupId or roomId */
+    char msg_id[INGRESS_ID_MAX + 1];     /* webhookEventId */
     const char *type;   /* LINE event type for metrics: one of a fixed set of static names
                            ("message", "follow", ...) or "other"; never free */
     char *payload;      /* the event's JSON, compact, NUL-terminated; owned by the webhook */
@@ -68,5 +71,13 @@ st_code ingress_webhook_parse(const char *body, size_t body_len, const ingress_l
                               ingress_webhook **ret_webhook, st_error *err);
 
 void ingress_webhook_destroy(ingress_webhook *webhook); /* accepts NULL */
+
+/* The subject an event is published on: line.in.<kind>.<pseudonym of the source id> under
+ * key (derived from the channel secret for VAULT_PURPOSE_LINE_IN_SUBJECT). Why not the id:
+ * nats-server 2.9 keeps every subject of a stream in its per-subject index file unencrypted,
+ * even with the store's cipher on, and a LINE user id must not be on disk in clear
+ * (DESIGN.md §2). Stable per source, so one user's events still share a subject. */
+void ingress_subject(const vault_pseudonym_key *key, const ingress_webhook_event *event,
+                     char ret_subject[INGRESS_SUBJECT_SIZE]);
 
 #endif

@@ -11,6 +11,10 @@ static const cfg_field config[] = {
     CFG_SECRET("ESS_LINE_CHANNEL_TOKEN", 1024,
                "LINE channel access token (Authorization: Bearer) for reply and push",
                notifier_service, config.channel_token),
+    CFG_SECRET("ESS_LINE_CHANNEL_SECRET", 1024,
+               "LINE channel secret: keys the pseudonym of the source in the line.in subject a "
+               "profile answer is published on, as ess-ingress does for LINE's events",
+               notifier_service, config.channel_secret),
     CFG_URL("ESS_LINE_API_BASE", "https://api.line.me", "http|https",
             "LINE Messaging API base address (the line-emulator in development and tests)",
             notifier_service, config.api_base),

@@ -109,7 +109,8 @@ static void copy_answer(const cJSON *answer, const char *name, size_t max, cJSON
         cJSON_AddStringToObject(to, name, item->valuestring);
 }
 
-st_code notifier_profile_event(const notifier_profile_command *command, bool found,
+st_code notifier_profile_event(const vault_pseudonym_key *subject_key,
+                               const notifier_profile_command *command, bool found,
                                const char *body, size_t len, char **ret_json,
                                char ret_subject[NOTIFIER_PROFILE_SUBJECT_MAX],
                                char ret_msg_id[NOTIFIER_PROFILE_EVENT_ID_MAX + 1], st_error *err)
@@ -130,8 +131,10 @@ st_code notifier_profile_event(const notifier_profile_command *command, bool fou
     }
     bool group = command->group_id[0] != '\0';
     snprintf(ret_msg_id, NOTIFIER_PROFILE_EVENT_ID_MAX + 1, "%s.answer", command->command_id);
+    char pseudonym[VAULT_PSEUDONYM_HEX + 1];
+    vault_pseudonym(subject_key, group ? command->group_id : command->user_id, pseudonym);
     snprintf(ret_subject, NOTIFIER_PROFILE_SUBJECT_MAX, "line.in.%s.%s", group ? "group" : "user",
-             group ? command->group_id : command->user_id);
+             pseudonym);
     cJSON_AddStringToObject(event, "type", NOTIFIER_PROFILE_EVENT_TYPE);
     cJSON_AddStringToObject(event, "webhookEventId", ret_msg_id);
     cJSON_AddNumberToObject(event, "timestamp", (double)command->timestamp_ms);

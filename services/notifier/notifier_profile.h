@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "status.h"
+#include "vault.h"
 
 #define NOTIFIER_PROFILE_SUBJECT "line.out.profile"
 #define NOTIFIER_PROFILE_EVENT_TYPE "ess.profile"
@@ -56,8 +57,12 @@ void notifier_profile_path(const notifier_profile_command *command,
 
 /* The synthetic LINE_IN event for LINE's answer: body (len bytes, LINE's JSON) when found,
  * ignored otherwise. *ret_json is heap (caller frees; it holds personal data: wipe it);
- * ret_subject and ret_msg_id are filled. ST_INVALID when a found answer is not a JSON object. */
-st_code notifier_profile_event(const notifier_profile_command *command, bool found,
+ * ret_subject and ret_msg_id are filled. The subject is the one ess-ingress gives the same
+ * source's events: line.in.<user|group>.<pseudonym of the id> under subject_key (the channel
+ * secret's VAULT_PURPOSE_LINE_IN_SUBJECT key; see ingress_webhook.h). ST_INVALID when a
+ * found answer is not a JSON object. */
+st_code notifier_profile_event(const vault_pseudonym_key *subject_key,
+                               const notifier_profile_command *command, bool found,
                                const char *body, size_t len, char **ret_json,
                                char ret_subject[NOTIFIER_PROFILE_SUBJECT_MAX],
                                char ret_msg_id[NOTIFIER_PROFILE_EVENT_ID_MAX + 1], st_error *err);

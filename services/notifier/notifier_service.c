@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "notifier_card.h"
@@ -308,8 +309,8 @@ static void profile_answered(notifier_service *service, notifier_job *job,
     st_error err = {0};
     if (!found)
         met_counter_add(service->metrics.profiles_missing, 1);
-    if (notifier_profile_event(job->profile, found, answer->body, answer->body_len, &json, subject,
-                               msg_id, &err) != ST_OK) {
+    if (notifier_profile_event(&service->subject_key, job->profile, found, answer->body,
+                               answer->body_len, &json, subject, msg_id, &err) != ST_OK) {
         job_finish(job, BUS_REJECT, err.message, 0);
         return;
     }
@@ -714,6 +715,8 @@ st_code notifier_init(svc *s, void *closure, st_error *err)
         return st_fail(err, ST_INVALID,
                        "ESS_NOTIFIER_BACKOFF_MIN must not exceed ESS_NOTIFIER_BACKOFF_MAX");
     vault_keys_derive(config->data_key.bytes, &service->keys);
+    vault_pseudonym_key_derive(config->channel_secret, strlen(config->channel_secret),
+                               VAULT_PURPOSE_LINE_IN_SUBJECT, &service->subject_key);
     const bus_consumer_def *out = bus_registry_consumer(svc_registry(s), "notifier-out");
     int64_t ack_wait = out != NULL ? out->ack_wait_ms : 30000;
     service->heartbeat_ms = ack_wait / 3 > 1000 ? ack_wait / 3 : 1000;
@@ -767,6 +770,7 @@ void notifier_fini(svc *s, void *closure)
         service->curl_ready = false;
     }
     vault_keys_wipe(&service->keys);
+    OPENSSL_cleanse(&service->subject_key, sizeof(service->subject_key));
     explicit_bzero(service->config.data_key.bytes, sizeof(service->config.data_key.bytes));
     if (service->runtime != NULL)
         pthread_mutex_destroy(&service->works_lock);

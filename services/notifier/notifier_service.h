@@ -35,6 +35,7 @@
 
 typedef struct notifier_config {
     char *channel_token;
+    char *channel_secret; /* ESS_LINE_CHANNEL_SECRET: line.in subject pseudonyms */
     char *api_base;
     cfg_key data_key;
     int64_t queue_max;
@@ -67,6 +68,7 @@ typedef struct notifier_service {
     notifier_config config; /* filled by cfg from the table in main.c */
     svc *runtime;
     vault_keys keys;
+    vault_pseudonym_key subject_key; /* line.in subjects of profile answers */
     notifier_sender *sender;
     notifier_metrics metrics;
     int64_t heartbeat_ms; /* in-progress signal period for held deliveries */

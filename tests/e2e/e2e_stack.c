@@ -613,6 +613,93 @@ void e2e_stack_down(e2e_stack *s)
     s->up = false;
 }
 
+/* ---- searching the stack's files ----------------------------------------------------------- */
+
+typedef struct file_search {
+    const char *const *needles;
+    const char *const *skip;
+    char *found;
+    size_t size;
+    size_t used;
+    size_t hits;
+} file_search;
+
+static bool holds(const char *data, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *at = data; n > 0 && (size_t)(at - data) + n <= len; at++) {
+        at = memchr(at, needle[0], len - (size_t)(at - data) - n + 1);
+        if (at == NULL)
+            return false;
+        if (memcmp(at, needle, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void search_file(file_search *search, const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+        data = malloc((size_t)st.st_size);
+        assert_non_null(data);
+        len = fread(data, 1, (size_t)st.st_size, f);
+    }
+    fclose(f);
+    for (size_t i = 0; search->needles[i] != NULL; i++) {
+        if (data == NULL || !holds(data, len, search->needles[i]))
+            continue;
+        search->hits++;
+        int n = snprintf(search->found + search->used, search->size - search->used, "%s: %s\n",
+                         path, search->needles[i]);
+        if (n > 0)
+            search->used += (size_t)n < search->size - search->used
+                                ? (size_t)n
+                                : search->size - search->used - 1;
+    }
+    free(data);
+}
+
+static void search_tree(file_search *search, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        fail_msg("cannot list %s: %s", dir, strerror(errno));
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        char path[E2E_PATH_MAX + 256];
+        snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+        bool skipped = false;
+        for (size_t i = 0; search->skip != NULL && search->skip[i] != NULL && !skipped; i++)
+            skipped = strstr(path, search->skip[i]) != NULL;
+        struct stat st;
+        if (skipped || lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            search_tree(search, path);
+        else if (S_ISREG(st.st_mode))
+            search_file(search, path);
+    }
+    closedir(d);
+}
+
+size_t e2e_home_files_holding(e2e_stack *s, const char *const *needles, const char *const *skip,
+                              char *ret_found, size_t size)
+{
+    assert_true(size > 0);
+    ret_found[0] = '\0';
+    file_search search = {.needles = needles, .skip = skip, .found = ret_found, .size = size};
+    search_tree(&search, s->home);
+    return search.hits;
+}
+
 int e2e_stack_teardown(void **state)
 {
     (void)state;

@@ -130,6 +130,15 @@ void e2e_crash_pg(e2e_stack *s);
  * incidents.reporter_key_hash, the audit log's "h:" ids. Thread-safe. */
 void e2e_user_hash_hex(e2e_stack *s, const char *user_id, char ret_hex[65]);
 
+/* Every file under the stack's directory ESS_HOME (the PostgreSQL cluster with its WAL, the
+ * JetStream store, every log, the pid and environment files) searched byte for byte for each
+ * of needles (NULL-terminated), skipping files whose path contains one of skip
+ * (NULL-terminated, may be NULL). Appends "path: needle" lines to ret_found (NUL-terminated,
+ * truncated at size) and returns the number of (file, needle) pairs found. Files are read as
+ * they are: run `ess down` first so that everything is on disk. */
+size_t e2e_home_files_holding(e2e_stack *s, const char *const *needles, const char *const *skip,
+                              char *ret_found, size_t size);
+
 /* cmocka group teardown for a binary whose cases use one e2e_stack each (see above). */
 int e2e_stack_teardown(void **state);
 extern e2e_stack e2e_the_stack;

@@ -236,6 +236,36 @@ ESS_TEST(every_report_reaches_the_team_of_its_place_once)
     for (size_t i = 0; i < count; i++)
         expect_card_once(s, all[i], all_groups);
     assert_int_equal(e2e_sql(s, "SELECT count(*) FROM incidents", 0, NULL), (long long)count);
+
+    /* DESIGN.md §2: a search of the whole data directory finds no phone number nor reporter's
+     * LINE id in clear. The stack stops first, so PostgreSQL's pages and WAL, the JetStream
+     * store and every log are on disk. The emulator's own files are LINE's side. A canary
+     * file proves the search finds what is there. */
+    free(e2e_ess(s, "down", 180000));
+    char canary_path[sizeof(s->home) + 32];
+    snprintf(canary_path, sizeof(canary_path), "%s/canary.txt", s->home);
+    FILE *canary = fopen(canary_path, "w");
+    assert_non_null(canary);
+    fputs("a canary: 0899999999\n", canary);
+    fclose(canary);
+    static const char *const phones[] = {
+        "0812345600", "0812345601", "0812345602", "0812345603", "0812345604",
+        "0891111111", "0892222222", "0823334444", "0899999999",
+        /* the same numbers as +66 would write them */
+        "+66812345600", "+66812345601", "+66812345602", "+66812345603", "+66812345604",
+        "+66891111111", "+66892222222", "+66823334444"};
+    const char *needles[sizeof(phones) / sizeof(phones[0]) + 16];
+    size_t needle_count = 0;
+    for (size_t i = 0; i < sizeof(phones) / sizeof(phones[0]); i++)
+        needles[needle_count++] = phones[i];
+    for (size_t i = 0; i < count; i++)
+        needles[needle_count++] = all[i]->citizen;
+    needles[needle_count] = NULL;
+    const char *skip[] = {"line-emulator", NULL};
+    char found[4096];
+    size_t hits = e2e_home_files_holding(s, needles, skip, found, sizeof(found));
+    if (hits != 1 || strstr(found, "canary.txt: 0899999999") == NULL)
+        fail_msg("expected only the canary in clear under ESS_HOME, found %zu:\n%s", hits, found);
     e2e_stack_passed(s);
 }
 

@@ -55,6 +55,25 @@ void vault_lookup_hash(const vault_keys *keys, const char *purpose, const char *
 void vault_uuid_from_name(const char *namespace_label, const char *name,
                           char ret_uuid[VAULT_UUID_TEXT]);
 
+/* Pseudonyms: a stable, keyed stand-in for an identifier where something outside PostgreSQL
+ * stores it unencrypted (nats-server 2.9 keeps the subjects of a stream in its per-subject
+ * index in clear, even with the store's cipher on). The key comes from a secret the
+ * producing services share (the LINE channel secret for line.in.* subjects), derived per
+ * purpose, so the same secret never serves two uses. */
+#define VAULT_PSEUDONYM_HEX 32 /* 128 bits as lower-case hex */
+/* The purposes in use (one key each). */
+#define VAULT_PURPOSE_LINE_IN_SUBJECT "line.in subject" /* line.in.<kind>.<pseudonym> */
+typedef struct vault_pseudonym_key {
+    unsigned char bytes[VAULT_KEY_BYTES];
+} vault_pseudonym_key;
+
+/* key = HMAC-SHA256(secret, "ess pseudonym" || 0x00 || purpose). secret is borrowed. */
+void vault_pseudonym_key_derive(const void *secret, size_t secret_len, const char *purpose,
+                                vault_pseudonym_key *ret_key);
+/* The first 128 bits of HMAC-SHA256(key, value), as VAULT_PSEUDONYM_HEX hex digits + NUL. */
+void vault_pseudonym(const vault_pseudonym_key *key, const char *value,
+                     char ret_hex[VAULT_PSEUDONYM_HEX + 1]);
+
 /* Lower-case hex of bytes into out (2*len+1 bytes). */
 void vault_hex(const unsigned char *bytes, size_t len, char *out);
 

@@ -32,12 +32,19 @@ static bool is_token(const char *text, size_t max_len)
 
 static void check_event(const ingress_webhook_event *event)
 {
-    static const char *const prefixes[] = {"line.in.user.", "line.in.group.", "line.in.room."};
-    const char *id = NULL;
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-        if (strncmp(event->subject, prefixes[i], strlen(prefixes[i])) == 0)
-            id = event->subject + strlen(prefixes[i]);
-    if (id == NULL || !is_token(id, INGRESS_ID_MAX) || !is_token(event->msg_id, INGRESS_ID_MAX))
+    static const char *const kinds[] = {"user", "group", "room"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        known = known || (event->source_kind != NULL && strcmp(event->source_kind, kinds[i]) == 0);
+    if (!known || !is_token(event->source_id, INGRESS_ID_MAX) ||
+        !is_token(event->msg_id, INGRESS_ID_MAX))
+        abort();
+    /* The published subject: three tokens and the pseudonym, never the id. */
+    static vault_pseudonym_key key;
+    char subject[INGRESS_SUBJECT_SIZE];
+    ingress_subject(&key, event, subject);
+    if (strncmp(subject, "line.in.", 8) != 0 || strstr(subject, event->source_id) != NULL ||
+        strlen(strrchr(subject, '.') + 1) != VAULT_PSEUDONYM_HEX)
         abort();
     if (event->type == NULL || event->payload == NULL ||
         strlen(event->payload) != event->payload_len)

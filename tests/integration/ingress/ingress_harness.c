@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vault.h"
+
 /* Processes that must not outlive a failed case (cmocka jumps out of it). */
 static int live_pids[8];
 
@@ -132,9 +134,13 @@ uint64_t line_in_count(line_in *l, const char *subject)
     return count;
 }
 
-void subject_for(char *out, size_t size, const char *kind, const char *id)
+void subject_for(char *out, size_t size, const char *secret, const char *kind, const char *id)
 {
-    snprintf(out, size, "line.in.%s.%s", kind, id);
+    vault_pseudonym_key key;
+    vault_pseudonym_key_derive(secret, strlen(secret), VAULT_PURPOSE_LINE_IN_SUBJECT, &key);
+    char pseudonym[VAULT_PSEUDONYM_HEX + 1];
+    vault_pseudonym(&key, id, pseudonym);
+    snprintf(out, size, "line.in.%s.%s", kind, pseudonym);
 }
 
 const char *shared_nats(void)

@@ -70,6 +70,8 @@ uint64_t line_in_count(line_in *l, const char *subject);
 /* The Nats-Msg-Id of every message on subject, in stream order, into ids[max][64];
  * returns how many there are (reads at most max). */
 size_t line_in_msg_ids(line_in *l, const char *subject, char (*ids)[64], size_t max);
-void subject_for(char *out, size_t size, const char *kind, const char *id);
+/* The subject ess-ingress publishes a source's events on when its channel secret is secret:
+ * line.in.<kind>.<pseudonym of id> (ingress_webhook.h: ingress_subject). */
+void subject_for(char *out, size_t size, const char *secret, const char *kind, const char *id);
 
 #endif

@@ -174,12 +174,13 @@ static void wait_delivered(const emulator *e, int delivery_id)
 }
 
 /* LINE_IN holds exactly the events of s under the user's subject, each once, in order. */
-static void expect_stored_once(const char *nats_url, const char *user_id, const sent *s)
+static void expect_stored_once(const char *nats_url, const char *secret, const char *user_id,
+                               const sent *s)
 {
     line_in l;
     line_in_open(&l, nats_url);
     char subject[128];
-    subject_for(subject, sizeof(subject), "user", user_id);
+    subject_for(subject, sizeof(subject), secret, "user", user_id);
     char stored[EVENTS_MAX + 2][64];
     size_t count = line_in_msg_ids(&l, subject, stored, EVENTS_MAX + 2);
     if (count != s->count)
@@ -230,7 +231,7 @@ ESS_TEST(follow_text_location_postback_are_stored_once_each)
     for (int i = 0; i < 4; i++)
         wait_delivered(&e, deliveries[i]);
 
-    expect_stored_once(shared_nats(), user, &s);
+    expect_stored_once(shared_nats(), p.secret, user, &s);
     assert_int_equal(metric(&p, "ess_ingress_signature_failures_total "), 0);
     assert_int_equal(metric(&p, "ess_ingress_events_total{type=\"postback\"} "), 1);
 
@@ -258,7 +259,7 @@ ESS_TEST(forged_signature_is_refused_and_the_redelivery_stored)
     assert_true(cJSON_GetArraySize(attempts) >= 2);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(attempts, 0), "status")->valueint, 401);
     cJSON_Delete(record);
-    expect_stored_once(shared_nats(), user, &s);
+    expect_stored_once(shared_nats(), p.secret, user, &s);
     assert_int_equal(metric(&p, "ess_ingress_signature_failures_total "), 1);
 
     emulator_stop(&e);
@@ -291,7 +292,7 @@ ESS_TEST(event_stored_before_a_503_is_not_duplicated_by_the_redelivery)
     assert_true(refused);
     wait_delivered(&e, delivery);
 
-    expect_stored_once(n.url, user, &s);
+    expect_stored_once(n.url, p.secret, user, &s);
     assert_true(metric(&p, "ess_ingress_publish_results_total{result=\"duplicate\"} ") >= 1);
     cJSON *record = delivery_record(&e, delivery);
     cJSON *attempts = cJSON_GetObjectItem(record, "attempts");
@@ -333,7 +334,7 @@ ESS_TEST(nats_stopped_503_then_redelivery_stores_every_event_once)
 
     testkit_nats_restart(&n); /* same port, same store */
     wait_delivered(&e, delivery);
-    expect_stored_once(n.url, user, &s);
+    expect_stored_once(n.url, p.secret, user, &s);
 
     emulator_stop(&e);
     assert_int_equal(ingress_stop(&p, false), 0);

@@ -280,7 +280,7 @@ ESS_TEST(webhook_cases)
         }
         http_answer answer = post_raw(&p, "/line/webhook", c->header_name, sent, body, len);
         char subject[128];
-        subject_for(subject, sizeof(subject), "user", id.user);
+        subject_for(subject, sizeof(subject), p.secret, "user", id.user);
         uint64_t stored = line_in_count(&l, subject);
         if (answer.status != c->want_status || stored != c->want_stored)
             fail_msg("case '%s': status %ld (want %ld), stored %llu (want %llu), body %s", c->name,
@@ -329,9 +329,9 @@ ESS_TEST(several_events_from_different_sources)
 
     assert_int_equal(post(&p, body), 200);
     char subject_a[128], subject_b[128], subject_group[128];
-    subject_for(subject_a, sizeof(subject_a), "user", id.user);
-    subject_for(subject_b, sizeof(subject_b), "user", id.user2);
-    subject_for(subject_group, sizeof(subject_group), "group", id.group);
+    subject_for(subject_a, sizeof(subject_a), p.secret, "user", id.user);
+    subject_for(subject_b, sizeof(subject_b), p.secret, "user", id.user2);
+    subject_for(subject_group, sizeof(subject_group), p.secret, "group", id.group);
     assert_int_equal(line_in_count(&l, subject_a), 2);
     assert_int_equal(line_in_count(&l, subject_b), 1);
     assert_int_equal(line_in_count(&l, subject_group), 1);
@@ -355,7 +355,7 @@ ESS_TEST(redelivered_event_is_stored_once)
     char first[BODY_MAX], again[BODY_MAX], subject[128];
     text_webhook(first, sizeof(first), id.user, id.event[0], "active", false, "help");
     text_webhook(again, sizeof(again), id.user, id.event[0], "active", true, "help");
-    subject_for(subject, sizeof(subject), "user", id.user);
+    subject_for(subject, sizeof(subject), p.secret, "user", id.user);
 
     assert_int_equal(post(&p, first), 200);
     assert_int_equal(post(&p, again), 200);
@@ -530,13 +530,13 @@ static void outage_body(char *out, size_t size, const ids *id, bool redelivery)
     body_json(out, size, events);
 }
 
-static void expect_each_stored_once(testkit_nats *n, const ids *id)
+static void expect_each_stored_once(testkit_nats *n, const char *secret, const ids *id)
 {
     line_in l;
     line_in_open(&l, n->url);
     char subject_a[128], subject_b[128];
-    subject_for(subject_a, sizeof(subject_a), "user", id->user);
-    subject_for(subject_b, sizeof(subject_b), "user", id->user2);
+    subject_for(subject_a, sizeof(subject_a), secret, "user", id->user);
+    subject_for(subject_b, sizeof(subject_b), secret, "user", id->user2);
     assert_int_equal(line_in_count(&l, subject_a), 2);
     assert_int_equal(line_in_count(&l, subject_b), 1);
     line_in_close(&l);
@@ -575,7 +575,7 @@ ESS_TEST(nats_stopped_gives_503_and_redelivery_stores_once)
     assert_true(testkit_wait_until(status_is, &ready, 20000));
     assert_int_equal(post(&p, redelivered), 200);
     assert_int_equal(post(&p, redelivered), 200); /* LINE may redeliver twice */
-    expect_each_stored_once(&n, &id);
+    expect_each_stored_once(&n, p.secret, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
     testkit_nats_stop(&n);
@@ -608,7 +608,7 @@ ESS_TEST(nats_frozen_gives_503_within_the_publish_timeout)
     wait_status ready = {&p, "/readyz", 200};
     assert_true(testkit_wait_until(status_is, &ready, 20000));
     assert_int_equal(post(&p, redelivered), 200);
-    expect_each_stored_once(&n, &id);
+    expect_each_stored_once(&n, p.secret, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
     testkit_nats_stop(&n);
@@ -648,7 +648,7 @@ ESS_TEST(client_gone_before_the_answer_is_harmless)
     wait_status ready = {&p, "/readyz", 200};
     assert_true(testkit_wait_until(status_is, &ready, 20000));
     assert_int_equal(post(&p, body), 200);
-    expect_each_stored_once(&n, &id);
+    expect_each_stored_once(&n, p.secret, &id);
 
     assert_int_equal(ingress_stop(&p, false), 0);
     testkit_nats_stop(&n);

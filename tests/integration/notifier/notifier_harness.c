@@ -112,8 +112,9 @@ void nh_notifier_start(nh_env *env)
     snprintf(nats, sizeof(nats), "ESS_NATS_URL=%s", env->nats.url);
     snprintf(dsn, sizeof(dsn), "ESS_PG_DSN=%s", env->pg_dsn);
     const char *argv[] = {binary, NULL};
-    const char *envp[12 + NH_NOTIFIER_ENV_MAX] = {listen,
+    const char *envp[13 + NH_NOTIFIER_ENV_MAX] = {listen,
                                                   token,
+                                                  "ESS_LINE_CHANNEL_SECRET=notifier-test-secret",
                                                   api,
                                                   nats,
                                                   dsn,
@@ -123,7 +124,7 @@ void nh_notifier_start(nh_env *env)
                                                   "ESS_NOTIFIER_BACKOFF_MIN=50ms",
                                                   "ESS_NOTIFIER_BACKOFF_MAX=500ms",
                                                   "ESS_DRAIN_TIMEOUT=6s"};
-    size_t n = 11;
+    size_t n = 12;
     for (size_t i = 0; env->notifier_env[i] != NULL && i < NH_NOTIFIER_ENV_MAX; i++)
         envp[n++] = env->notifier_env[i];
     envp[n] = NULL;

@@ -16,7 +16,8 @@ ess = {
     "ingress": ("ESS_INGRESS_LISTEN", ["ESS_LINE_CHANNEL_SECRET"]),
     "conversation": ("ESS_CONVERSATION_LISTEN", ["ESS_DATA_KEY"]),
     "georouter": ("ESS_GEOROUTER_LISTEN", []),
-    "notifier": ("ESS_NOTIFIER_LISTEN", ["ESS_LINE_CHANNEL_TOKEN", "ESS_LINE_API_BASE"]),
+    "notifier": ("ESS_NOTIFIER_LISTEN", ["ESS_LINE_CHANNEL_TOKEN", "ESS_LINE_CHANNEL_SECRET",
+                                         "ESS_LINE_API_BASE"]),
     "audit": ("ESS_AUDIT_LISTEN", []),
     "console": ("ESS_CONSOLE_LISTEN", []),
 }

@@ -163,6 +163,7 @@ void rs_start(rs_stack *s, const char *const *conversation_env)
     const char *georouter_env[] = {"ESS_GEO_RELOAD_PERIOD=1s", "ESS_DATA_KEY=" RS_DATA_KEY, NULL};
     rs_proc_start(s, &s->georouter, georouter_env);
     const char *notifier_env[] = {api_env,
+                                  secret_env,
                                   "ESS_LINE_CHANNEL_TOKEN=" CHANNEL_TOKEN,
                                   "ESS_DATA_KEY=" RS_DATA_KEY,
                                   "ESS_NOTIFIER_BACKOFF_MIN=100ms",

@@ -1,4 +1,5 @@
-/* The webhook parser: LINE body -> (subject, msg-id, payload) per event, table-driven. */
+/* The webhook parser: LINE body -> (source, msg-id, payload) per event, table-driven; the
+ * subject each event is published on (ingress_subject). */
 #include "testkit.h"
 
 #include <stdio.h>
@@ -35,7 +36,7 @@
 #define MAX_EXPECTED 4
 
 typedef struct expected_event {
-    const char *subject;
+    const char *source; /* "<kind>.<id>" */
     const char *msg_id;
     const char *type;
     bool standby;
@@ -54,7 +55,7 @@ typedef struct parse_case {
 
 static const parse_case good_cases[] = {
     {"one text message", BODY(EVENT("message", ID1, USER_SOURCE(USER_A), TEXT("help"))),
-     {0}, ST_OK, 1, 0, {{"line.in.user." USER_A, ID1, "message", false, false}}},
+     {0}, ST_OK, 1, 0, {{"user." USER_A, ID1, "message", false, false}}},
     {"empty events (console verify)", BODY(""), {0}, ST_OK, 0, 0, {{0}}},
     {"several events from different users",
      BODY(EVENT("message", ID1, USER_SOURCE(USER_A), TEXT("a")) ","
@@ -63,51 +64,51 @@ static const parse_case good_cases[] = {
           EVENT("postback", ID3, USER_SOURCE(USER_A),
                 ",\"replyToken\":\"r3\",\"postback\":{\"data\":\"cat=threat\"}")),
      {0}, ST_OK, 3, 0,
-     {{"line.in.user." USER_A, ID1, "message", false, false},
-      {"line.in.user." USER_B, ID2, "follow", false, false},
-      {"line.in.user." USER_A, ID3, "postback", false, false}}},
+     {{"user." USER_A, ID1, "message", false, false},
+      {"user." USER_B, ID2, "follow", false, false},
+      {"user." USER_A, ID3, "postback", false, false}}},
     {"group source without userId",
      BODY(EVENT("join", ID1, "{\"type\":\"group\",\"groupId\":\"" GROUP "\"}",
                 ",\"replyToken\":\"r\"")),
-     {0}, ST_OK, 1, 0, {{"line.in.group." GROUP, ID1, "join", false, false}}},
+     {0}, ST_OK, 1, 0, {{"group." GROUP, ID1, "join", false, false}}},
     {"group source with userId goes by group",
      BODY(EVENT("message", ID1,
                 "{\"type\":\"group\",\"groupId\":\"" GROUP "\",\"userId\":\"" USER_A "\"}",
                 TEXT("x"))),
-     {0}, ST_OK, 1, 0, {{"line.in.group." GROUP, ID1, "message", false, false}}},
+     {0}, ST_OK, 1, 0, {{"group." GROUP, ID1, "message", false, false}}},
     {"room source", BODY(EVENT("leave", ID1, "{\"type\":\"room\",\"roomId\":\"" ROOM "\"}", "")),
-     {0}, ST_OK, 1, 0, {{"line.in.room." ROOM, ID1, "leave", false, false}}},
+     {0}, ST_OK, 1, 0, {{"room." ROOM, ID1, "leave", false, false}}},
     {"standby mode is kept",
      BODY(EVENT_MODE("message", ID1, "standby", "false", USER_SOURCE(USER_A), TEXT("x"))),
-     {0}, ST_OK, 1, 0, {{"line.in.user." USER_A, ID1, "message", true, false}}},
+     {0}, ST_OK, 1, 0, {{"user." USER_A, ID1, "message", true, false}}},
     {"redelivery flag",
      BODY(EVENT_MODE("message", ID1, "active", "true", USER_SOURCE(USER_A), TEXT("x"))),
-     {0}, ST_OK, 1, 0, {{"line.in.user." USER_A, ID1, "message", false, true}}},
+     {0}, ST_OK, 1, 0, {{"user." USER_A, ID1, "message", false, true}}},
     {"unknown event type counts as other",
      BODY(EVENT("somethingNew", ID1, USER_SOURCE(USER_A), "")), {0}, ST_OK, 1, 0,
-     {{"line.in.user." USER_A, ID1, "other", false, false}}},
+     {{"user." USER_A, ID1, "other", false, false}}},
     {"event without source is skipped",
      BODY("{\"type\":\"botSuspended\",\"webhookEventId\":\"" ID1 "\",\"timestamp\":1,"
           "\"mode\":\"active\",\"deliveryContext\":{\"isRedelivery\":false}}," EVENT(
               "unfollow", ID2, USER_SOURCE(USER_A), "")),
-     {0}, ST_OK, 1, 1, {{"line.in.user." USER_A, ID2, "unfollow", false, false}}},
+     {0}, ST_OK, 1, 1, {{"user." USER_A, ID2, "unfollow", false, false}}},
     {"memberJoined in a group",
      BODY(EVENT("memberJoined", ID1, "{\"type\":\"group\",\"groupId\":\"" GROUP "\"}",
                 ",\"replyToken\":\"r\",\"joined\":{\"members\":[{\"type\":\"user\","
                 "\"userId\":\"" USER_A "\"}]}")),
-     {0}, ST_OK, 1, 0, {{"line.in.group." GROUP, ID1, "memberJoined", false, false}}},
+     {0}, ST_OK, 1, 0, {{"group." GROUP, ID1, "memberJoined", false, false}}},
     {"escaped Thai text and white space around",
      " \n" BODY(EVENT("message", ID1, USER_SOURCE(USER_A),
                       TEXT("\\u0e0a\\u0e48\\u0e27\\u0e22 \\ud83d\\ude00"))) "\r\n\t",
-     {0}, ST_OK, 1, 0, {{"line.in.user." USER_A, ID1, "message", false, false}}},
+     {0}, ST_OK, 1, 0, {{"user." USER_A, ID1, "message", false, false}}},
     {"raw UTF-8 Thai text",
      BODY(EVENT("message", ID1, USER_SOURCE(USER_A), TEXT("ช่วยด้วย"))), {0}, ST_OK, 1, 0,
-     {{"line.in.user." USER_A, ID1, "message", false, false}}},
+     {{"user." USER_A, ID1, "message", false, false}}},
     {"exactly max events", BODY(EVENT("unfollow", ID1, USER_SOURCE(USER_A), "") ","
                                 EVENT("unfollow", ID2, USER_SOURCE(USER_B), "")),
      {.max_events = 2}, ST_OK, 2, 0,
-     {{"line.in.user." USER_A, ID1, "unfollow", false, false},
-      {"line.in.user." USER_B, ID2, "unfollow", false, false}}},
+     {{"user." USER_A, ID1, "unfollow", false, false},
+      {"user." USER_B, ID2, "unfollow", false, false}}},
 };
 
 static const parse_case bad_cases[] = {
@@ -263,7 +264,9 @@ static void run_case(const parse_case *c)
     for (size_t i = 0; i < c->count; i++) {
         const ingress_webhook_event *got = &webhook->events[i];
         const expected_event *want = &c->events[i];
-        assert_string_equal(got->subject, want->subject);
+        char source[96];
+        snprintf(source, sizeof(source), "%s.%s", got->source_kind, got->source_id);
+        assert_string_equal(source, want->source);
         assert_string_equal(got->msg_id, want->msg_id);
         assert_string_equal(got->type, want->type);
         assert_int_equal(got->standby, want->standby);
@@ -351,9 +354,44 @@ ESS_TEST(default_event_limit_is_one_hundred)
     body = many_events_body(100);
     assert_int_equal(ingress_webhook_parse(body, strlen(body), NULL, &webhook, NULL), ST_OK);
     assert_int_equal(webhook->event_count, 100);
-    assert_string_equal(webhook->events[99].subject, "line.in.user.U99");
+    assert_string_equal(webhook->events[99].source_kind, "user");
+    assert_string_equal(webhook->events[99].source_id, "U99");
     ingress_webhook_destroy(webhook);
     free(body);
+}
+
+/* The published subject carries a keyed pseudonym of the source id, never the id: nats-server
+ * 2.9 writes subjects to disk unencrypted. Stable per source and key. */
+ESS_TEST(subject_is_kind_and_keyed_pseudonym_of_the_source)
+{
+    (void)state;
+    static const char body[] =
+        BODY(EVENT("message", ID1, USER_SOURCE(USER_A), TEXT("a")) ","
+             EVENT("message", ID2, USER_SOURCE(USER_B), TEXT("b")) ","
+             EVENT("message", ID3, USER_SOURCE(USER_A), TEXT("c")) ","
+             EVENT("join", "01HF0000000000000000000004", "{\"type\":\"group\",\"groupId\":\"" GROUP "\"}", ""));
+    ingress_webhook *webhook = NULL;
+    assert_int_equal(ingress_webhook_parse(body, strlen(body), NULL, &webhook, NULL), ST_OK);
+    assert_int_equal(webhook->event_count, 4);
+    vault_pseudonym_key key, other;
+    vault_pseudonym_key_derive("channel-secret", 14, VAULT_PURPOSE_LINE_IN_SUBJECT, &key);
+    vault_pseudonym_key_derive("other-secret", 12, VAULT_PURPOSE_LINE_IN_SUBJECT, &other);
+    char subjects[4][INGRESS_SUBJECT_SIZE], expected[INGRESS_SUBJECT_SIZE];
+    char pseudonym[VAULT_PSEUDONYM_HEX + 1];
+    for (size_t i = 0; i < 4; i++) {
+        ingress_subject(&key, &webhook->events[i], subjects[i]);
+        vault_pseudonym(&key, webhook->events[i].source_id, pseudonym);
+        snprintf(expected, sizeof(expected), "line.in.%s.%s", i == 3 ? "group" : "user",
+                 pseudonym);
+        assert_string_equal(subjects[i], expected);
+        assert_null(strstr(subjects[i], webhook->events[i].source_id));
+    }
+    assert_string_equal(subjects[0], subjects[2]);     /* one user, one subject */
+    assert_string_not_equal(subjects[0], subjects[1]); /* two users, two */
+    char with_other[INGRESS_SUBJECT_SIZE];
+    ingress_subject(&other, &webhook->events[0], with_other);
+    assert_string_not_equal(with_other, subjects[0]); /* keyed */
+    ingress_webhook_destroy(webhook);
 }
 
 ESS_TEST_MAIN(NULL, NULL)

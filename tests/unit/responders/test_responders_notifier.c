@@ -85,6 +85,19 @@ ESS_TEST(a_profile_look_up_gets_the_right_path)
     assert_int_equal(strcmp(notifier_endpoint_name(NOTIFIER_EP_PROFILE), "profile"), 0);
 }
 
+static const char channel_secret[] = "test-channel-secret";
+
+/* The subject ess-ingress gives a source's events: line.in.<kind>.<keyed pseudonym>. */
+static void ingress_subject_of(const char *kind, const char *id, char *out, size_t size)
+{
+    vault_pseudonym_key key;
+    vault_pseudonym_key_derive(channel_secret, strlen(channel_secret),
+                               VAULT_PURPOSE_LINE_IN_SUBJECT, &key);
+    char pseudonym[VAULT_PSEUDONYM_HEX + 1];
+    vault_pseudonym(&key, id, pseudonym);
+    snprintf(out, size, "line.in.%s.%s", kind, pseudonym);
+}
+
 static cJSON *event_for(const char *command_text, bool found, const char *answer, char *ret_subject,
                         char *ret_msg_id)
 {
@@ -92,8 +105,11 @@ static cJSON *event_for(const char *command_text, bool found, const char *answer
     assert_int_equal(parse_text(command_text, &command), ST_OK);
     char *json = NULL;
     st_error err = {0};
-    if (notifier_profile_event(&command, found, answer, answer != NULL ? strlen(answer) : 0, &json,
-                               ret_subject, ret_msg_id, &err) != ST_OK)
+    vault_pseudonym_key key;
+    vault_pseudonym_key_derive(channel_secret, strlen(channel_secret),
+                               VAULT_PURPOSE_LINE_IN_SUBJECT, &key);
+    if (notifier_profile_event(&key, &command, found, answer, answer != NULL ? strlen(answer) : 0,
+                               &json, ret_subject, ret_msg_id, &err) != ST_OK)
         fail_msg("profile event: %s", err.message);
     cJSON *event = cJSON_Parse(json);
     free(json);
@@ -109,7 +125,10 @@ ESS_TEST(the_answer_becomes_a_line_in_event_without_a_reporters_name)
     cJSON *event = event_for("{\"command_id\":\"profile.01J\",\"user_id\":\"" USER
                              "\",\"timestamp\":1796029982025,\"context\":\"language\"}",
                              true, answer, subject, msg_id);
-    assert_string_equal(subject, "line.in.user." USER);
+    char expected[NOTIFIER_PROFILE_SUBJECT_MAX];
+    ingress_subject_of("user", USER, expected, sizeof(expected));
+    assert_string_equal(subject, expected);
+    assert_null(strstr(subject, USER)); /* nats-server writes subjects to disk in clear */
     assert_string_equal(msg_id, "profile.01J.answer");
     assert_string_equal(cJSON_GetObjectItem(event, "type")->valuestring, "ess.profile");
     assert_string_equal(cJSON_GetObjectItem(event, "webhookEventId")->valuestring, msg_id);
@@ -132,7 +151,8 @@ ESS_TEST(the_answer_becomes_a_line_in_event_without_a_reporters_name)
                       "\",\"group_id\":\"" GROUP "\",\"timestamp\":7,\"context\":\"tl.42\"}",
                       true, "{\"displayName\":\"ร.ต.อ. สมชาย\",\"userId\":\"" USER "\"}", subject,
                       msg_id);
-    assert_string_equal(subject, "line.in.group." GROUP);
+    ingress_subject_of("group", GROUP, expected, sizeof(expected));
+    assert_string_equal(subject, expected);
     source = cJSON_GetObjectItem(event, "source");
     assert_string_equal(cJSON_GetObjectItem(source, "groupId")->valuestring, GROUP);
     assert_string_equal(cJSON_GetObjectItem(source, "userId")->valuestring, USER);
@@ -155,8 +175,11 @@ ESS_TEST(the_answer_becomes_a_line_in_event_without_a_reporters_name)
                      ST_OK);
     char *json = NULL;
     st_error err = {0};
+    vault_pseudonym_key key;
+    vault_pseudonym_key_derive(channel_secret, strlen(channel_secret),
+                               VAULT_PURPOSE_LINE_IN_SUBJECT, &key);
     assert_int_equal(
-        notifier_profile_event(&command, true, "<html>", 6, &json, subject, msg_id, &err),
+        notifier_profile_event(&key, &command, true, "<html>", 6, &json, subject, msg_id, &err),
         ST_INVALID);
 }
 

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "vault.h"
 
 static bool contains(const unsigned char *hay, size_t hay_len, const char *needle)
@@ -177,6 +180,41 @@ ESS_TEST(open_hex_opens_what_seal_made_as_postgres_prints_it)
     assert_null(plain);
     free(text);
     free(sealed);
+}
+
+ESS_TEST(pseudonym_is_the_keyed_hmac_of_its_purpose)
+{
+    static const char secret[] = "channel-secret";
+    vault_pseudonym_key key, other_purpose, other_secret;
+    vault_pseudonym_key_derive(secret, strlen(secret), "line.in subject", &key);
+    vault_pseudonym_key_derive(secret, strlen(secret), "something else", &other_purpose);
+    vault_pseudonym_key_derive("another", 7, "line.in subject", &other_secret);
+
+    /* The definition, computed here with OpenSSL directly. */
+    static const char derivation[] = "ess pseudonym\0line.in subject";
+    unsigned char expected_key[32], mac[32];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)derivation,
+         sizeof(derivation) - 1, expected_key, &n);
+    assert_memory_equal(key.bytes, expected_key, 32);
+    const char *user = "U0123456789abcdef0123456789abcdef";
+    HMAC(EVP_sha256(), expected_key, 32, (const unsigned char *)user, strlen(user), mac, &n);
+    char expected[VAULT_PSEUDONYM_HEX + 1];
+    vault_hex(mac, VAULT_PSEUDONYM_HEX / 2, expected);
+
+    char got[VAULT_PSEUDONYM_HEX + 1], again[VAULT_PSEUDONYM_HEX + 1];
+    vault_pseudonym(&key, user, got);
+    assert_string_equal(got, expected);
+    assert_int_equal(strlen(got), VAULT_PSEUDONYM_HEX);
+    vault_pseudonym(&key, user, again);
+    assert_string_equal(got, again);
+    assert_null(strstr(got, user + 1));
+    vault_pseudonym(&other_purpose, user, again);
+    assert_string_not_equal(got, again);
+    vault_pseudonym(&other_secret, user, again);
+    assert_string_not_equal(got, again);
+    vault_pseudonym(&key, "U0123456789abcdef0123456789abcdee", again);
+    assert_string_not_equal(got, again);
 }
 
 ESS_TEST_MAIN(NULL, NULL)
