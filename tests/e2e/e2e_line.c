@@ -1,6 +1,7 @@
 #include "e2e_line.h"
 
 #include "testkit.h"
+#include "testkit_line.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,197 +17,81 @@
 #define INTRODUCTION "/ess bind"
 #define CARD_PREFIX "แจ้งเหตุใหม่ "
 
-/* ---- the control API ------------------------------------------------------------------------ */
+/* ---- the control API (tests/support/testkit_line.h) ----------------------------------------- */
+
+static const char *emulator_url(const e2e_stack *s)
+{
+    return s->services[E2E_EMULATOR].url;
+}
 
 void e2e_line_try(e2e_stack *s, const char *method, const char *path, const char *body,
                   long *ret_status, cJSON **ret_json)
 {
-    char url[600];
-    int written = snprintf(url, sizeof(url), "%s/_emulator%s", s->services[E2E_EMULATOR].url, path);
-    *ret_status = 0;
-    if (ret_json != NULL)
-        *ret_json = NULL;
-    if (written < 0 || (size_t)written >= sizeof(url))
-        return;
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    char *answer = NULL;
-    testkit_http(method, url, headers, body, body != NULL ? strlen(body) : 0, 20000, ret_status,
-                 &answer);
-    if (ret_json != NULL && answer != NULL)
-        *ret_json = cJSON_Parse(answer);
-    free(answer);
+    testkit_line_try(emulator_url(s), method, path, body, ret_status, ret_json);
 }
 
 cJSON *e2e_line(e2e_stack *s, const char *method, const char *path, const char *body,
                 long want_status)
 {
-    long status = 0;
-    cJSON *json = NULL;
-    e2e_line_try(s, method, path, body, &status, &json);
-    if (status != want_status || json == NULL) {
-        char *text = json != NULL ? cJSON_PrintUnformatted(json) : NULL;
-        fail_msg("emulator %s %s: %ld (want %ld): %.500s", method, path, status, want_status,
-                 text != NULL ? text : "(no JSON)");
-    }
-    return json;
+    return testkit_line_call(emulator_url(s), method, path, body, want_status);
 }
 
 /* ---- people and groups ---------------------------------------------------------------------- */
 
-static void copy_string_member(const cJSON *object, const char *member, char *out, size_t size)
-{
-    const cJSON *value = cJSON_GetObjectItem(object, member);
-    if (!cJSON_IsString(value) || strlen(value->valuestring) >= size)
-        fail_msg("emulator answer without \"%s\"", member);
-    snprintf(out, size, "%s", value->valuestring);
-}
-
 void e2e_line_user(e2e_stack *s, const char *display_name, char ret_id[E2E_ID_MAX])
 {
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "displayName", display_name);
-    cJSON_AddStringToObject(body, "language", "th");
-    char *text = cJSON_PrintUnformatted(body);
-    cJSON *user = e2e_line(s, "POST", "/users", text, 201);
-    copy_string_member(user, "userId", ret_id, E2E_ID_MAX);
-    cJSON_Delete(user);
-    cJSON_Delete(body);
-    free(text);
+    testkit_line_user(emulator_url(s), display_name, "th", ret_id, E2E_ID_MAX);
 }
 
 void e2e_line_group(e2e_stack *s, const char *name, const char *const *members,
                     char ret_id[E2E_ID_MAX])
 {
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "groupName", name);
-    cJSON *list = cJSON_AddArrayToObject(body, "members");
-    for (size_t i = 0; members[i] != NULL; i++)
-        cJSON_AddItemToArray(list, cJSON_CreateString(members[i]));
-    char *text = cJSON_PrintUnformatted(body);
-    cJSON *group = e2e_line(s, "POST", "/groups", text, 201);
-    copy_string_member(group, "groupId", ret_id, E2E_ID_MAX);
-    cJSON_Delete(group);
-    cJSON_Delete(body);
-    free(text);
-    char path[128];
-    snprintf(path, sizeof(path), "/groups/%s/join", ret_id);
-    cJSON_Delete(e2e_line(s, "POST", path, "{}", 202));
+    testkit_line_group(emulator_url(s), name, members, ret_id, E2E_ID_MAX);
     e2e_line_wait_bot(s, ret_id, INTRODUCTION, 1);
 }
 
 void e2e_line_act(e2e_stack *s, const char *user, const char *action, const char *body,
                   char ret_event_id[E2E_ID_MAX], int64_t *ret_delivery)
 {
-    char path[200];
-    snprintf(path, sizeof(path), "/users/%s/%s", user, action);
-    cJSON *answer = e2e_line(s, "POST", path, body != NULL ? body : "{}", 202);
-    if (ret_event_id != NULL) {
-        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(answer, "events"), 0);
-        copy_string_member(first, "webhookEventId", ret_event_id, E2E_ID_MAX);
-    }
-    if (ret_delivery != NULL) {
-        const cJSON *id = cJSON_GetObjectItem(answer, "deliveryId");
-        assert_true(cJSON_IsNumber(id));
-        *ret_delivery = (int64_t)id->valuedouble;
-    }
-    cJSON_Delete(answer);
+    testkit_line_act(emulator_url(s), user, action, body, ret_event_id, E2E_ID_MAX,
+                     ret_delivery);
 }
 
 void e2e_line_tap_quick_reply(e2e_stack *s, const char *user, int index, bool with_place,
                               double lat, double lon)
 {
-    char path[160], body[200];
-    snprintf(path, sizeof(path), "/users/%s/tap", user);
+    char body[200];
     if (with_place)
         snprintf(body, sizeof(body), "{\"index\":%d,\"latitude\":%.6f,\"longitude\":%.6f}", index,
                  lat, lon);
     else
         snprintf(body, sizeof(body), "{\"index\":%d}", index);
-    cJSON_Delete(e2e_line(s, "POST", path, body, 202));
+    testkit_line_act(emulator_url(s), user, "tap", body, NULL, 0, NULL);
 }
 
 void e2e_line_tap_button(e2e_stack *s, const char *user, const char *group, int64_t seq, int action)
 {
-    char path[160], body[200];
-    snprintf(path, sizeof(path), "/users/%s/tap", user);
+    char body[200];
     snprintf(body, sizeof(body), "{\"seq\":%lld,\"action\":%d,\"groupId\":\"%s\"}", (long long)seq,
              action, group);
-    cJSON_Delete(e2e_line(s, "POST", path, body, 202));
+    testkit_line_act(emulator_url(s), user, "tap", body, NULL, 0, NULL);
 }
 
 /* ---- what the bot said ---------------------------------------------------------------------- */
 
-typedef struct bot_scan {
-    size_t count;
-    int64_t last_seq;
-    char *last_json;
-} bot_scan;
-
-static void scan_chat(e2e_stack *s, const char *chat, const char *needle, bot_scan *ret)
-{
-    char path[200];
-    snprintf(path, sizeof(path), "/conversations/%s?after=0&limit=10000", chat);
-    cJSON *answer = e2e_line(s, "GET", path, NULL, 200);
-    memset(ret, 0, sizeof(*ret));
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, cJSON_GetObjectItem(answer, "entries"))
-    {
-        const cJSON *direction = cJSON_GetObjectItem(entry, "direction");
-        if (!cJSON_IsString(direction) || strcmp(direction->valuestring, "out") != 0)
-            continue;
-        char *text = cJSON_PrintUnformatted(cJSON_GetObjectItem(entry, "message"));
-        if (text != NULL && (needle == NULL || strstr(text, needle) != NULL)) {
-            ret->count++;
-            ret->last_seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(entry, "seq"));
-            free(ret->last_json);
-            ret->last_json = text;
-        } else {
-            free(text);
-        }
-    }
-    cJSON_Delete(answer);
-}
-
 size_t e2e_line_bot_count(e2e_stack *s, const char *chat, const char *needle)
 {
-    bot_scan scan;
-    scan_chat(s, chat, needle, &scan);
-    free(scan.last_json);
-    return scan.count;
-}
-
-typedef struct bot_wait {
-    e2e_stack *s;
-    const char *chat, *needle;
-    size_t count, seen;
-    int64_t seq;
-} bot_wait;
-
-static bool bot_reached(void *closure)
-{
-    bot_wait *w = closure;
-    bot_scan scan;
-    scan_chat(w->s, w->chat, w->needle, &scan);
-    free(scan.last_json);
-    w->seq = scan.last_seq;
-    w->seen = scan.count;
-    return scan.count >= w->count;
+    return testkit_line_bot_count(emulator_url(s), chat, needle);
 }
 
 int64_t e2e_line_wait_bot(e2e_stack *s, const char *chat, const char *needle, size_t count)
 {
-    bot_wait w = {s, chat, needle, count, 0, 0};
-    if (!testkit_wait_until(bot_reached, &w, E2E_WAIT_MS))
-        fail_msg("chat %.10s…: %zu bot messages with \"%s\" (want %zu)", chat, w.seen,
-                 needle != NULL ? needle : "(any)", count);
-    return w.seq;
+    return testkit_line_wait_bot(emulator_url(s), chat, needle, count, E2E_WAIT_MS);
 }
 
 char *e2e_line_last_bot(e2e_stack *s, const char *chat, const char *needle)
 {
-    bot_scan scan;
-    scan_chat(s, chat, needle, &scan);
-    return scan.last_json;
+    return testkit_line_last_bot(emulator_url(s), chat, needle);
 }
 
 bool e2e_line_case_number_in(const char *text, char ret_case[E2E_CASE_MAX])
@@ -304,8 +189,11 @@ void e2e_team_by_invite(e2e_stack *s, const char *const *invite_args, const char
     args[n] = NULL;
     char *output = e2e_essctl(s, args);
     cJSON *invite = cJSON_Parse(output);
+    const cJSON *code_item = cJSON_GetObjectItem(invite, "code");
+    if (!cJSON_IsString(code_item) || strlen(code_item->valuestring) >= 40)
+        fail_msg("essctl team invite --json printed no code");
     char code[40];
-    copy_string_member(invite, "code", code, sizeof(code));
+    snprintf(code, sizeof(code), "%s", code_item->valuestring);
     cJSON_Delete(invite);
     free(output);
 

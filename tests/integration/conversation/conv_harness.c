@@ -1,6 +1,7 @@
 #include "conv_harness.h"
 
 #include "testkit.h"
+#include "testkit_line.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -206,53 +207,26 @@ int stack_teardown(void **state)
     return 0;
 }
 
-/* ---- emulator ------------------------------------------------------------------------------- */
+/* ---- emulator (tests/support/testkit_line.h) ----------------------------------------------- */
 
 cJSON *emulator_call(stack *s, const char *method, const char *path, const char *body,
                      long want_status)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "%s/_emulator%s", s->emulator.base_url, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    long status = 0;
-    char *answer = NULL;
-    testkit_http(method, url, headers, body, body != NULL ? strlen(body) : 0, 10000, &status,
-                 &answer);
-    if (status != want_status)
-        fail_msg("%s %s: %ld (want %ld): %s", method, path, status, want_status,
-                 answer != NULL ? answer : "");
-    cJSON *json = cJSON_Parse(answer != NULL ? answer : "");
-    free(answer);
-    assert_non_null(json);
-    return json;
+    return testkit_line_call(s->emulator.base_url, method, path, body, want_status);
 }
 
 void user_create(stack *s, const char *language, char *ret_user_id, size_t size)
 {
-    char unique[40], body[160];
+    char unique[40], name[64];
     testkit_unique(unique, sizeof(unique));
-    snprintf(body, sizeof(body), "{\"displayName\":\"reporter %s\",\"language\":\"%s\"}", unique,
-             language);
-    cJSON *user = emulator_call(s, "POST", "/users", body, 201);
-    const cJSON *id = cJSON_GetObjectItem(user, "userId");
-    assert_true(cJSON_IsString(id));
-    snprintf(ret_user_id, size, "%s", id->valuestring);
-    cJSON_Delete(user);
+    snprintf(name, sizeof(name), "reporter %s", unique);
+    testkit_line_user(s->emulator.base_url, name, language, ret_user_id, size);
 }
 
 void user_act(stack *s, const char *user_id, const char *action, const char *body,
               char *ret_event_id, size_t size)
 {
-    char path[160];
-    snprintf(path, sizeof(path), "/users/%s/%s", user_id, action);
-    cJSON *answer = emulator_call(s, "POST", path, body != NULL ? body : "{}", 202);
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(answer, "events"), 0);
-    const cJSON *id = cJSON_GetObjectItem(first, "webhookEventId");
-    if (ret_event_id != NULL) {
-        assert_true(cJSON_IsString(id));
-        snprintf(ret_event_id, size, "%s", id->valuestring);
-    }
-    cJSON_Delete(answer);
+    testkit_line_act(s->emulator.base_url, user_id, action, body, ret_event_id, size, NULL);
 }
 
 /* ---- streams -------------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 #include "resp_harness.h"
 
 #include "testkit.h"
+#include "testkit_line.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -230,77 +231,28 @@ int rs_teardown(void **state)
     return 0;
 }
 
-/* ---- emulator ------------------------------------------------------------------------------- */
+/* ---- emulator (tests/support/testkit_line.h) ----------------------------------------------- */
 
 cJSON *rs_emu(rs_stack *s, const char *method, const char *path, const char *body, long want_status)
 {
-    char url[512];
-    int written = snprintf(url, sizeof(url), "%s/_emulator%s", s->emulator.base_url, path);
-    if (written < 0 || (size_t)written >= sizeof(url))
-        fail_msg("emulator path too long");
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    long status = 0;
-    char *answer = NULL;
-    testkit_http(method, url, headers, body, body != NULL ? strlen(body) : 0, 10000, &status,
-                 &answer);
-    if (status != want_status)
-        fail_msg("%s %s: %ld (want %ld): %s", method, path, status, want_status,
-                 answer != NULL ? answer : "");
-    cJSON *json = cJSON_Parse(answer != NULL ? answer : "");
-    free(answer);
-    assert_non_null(json);
-    return json;
+    return testkit_line_call(s->emulator.base_url, method, path, body, want_status);
 }
 
 void rs_user(rs_stack *s, const char *display_name, const char *language, char *ret_id, size_t size)
 {
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "displayName", display_name);
-    cJSON_AddStringToObject(body, "language", language);
-    char *text = cJSON_PrintUnformatted(body);
-    cJSON *user = rs_emu(s, "POST", "/users", text, 201);
-    const cJSON *id = cJSON_GetObjectItem(user, "userId");
-    assert_true(cJSON_IsString(id));
-    snprintf(ret_id, size, "%s", id->valuestring);
-    cJSON_Delete(user);
-    cJSON_Delete(body);
-    free(text);
+    testkit_line_user(s->emulator.base_url, display_name, language, ret_id, size);
 }
 
 void rs_group(rs_stack *s, const char *name, const char *const *members, char *ret_id, size_t size)
 {
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "groupName", name);
-    cJSON *list = cJSON_AddArrayToObject(body, "members");
-    for (size_t i = 0; members[i] != NULL; i++)
-        cJSON_AddItemToArray(list, cJSON_CreateString(members[i]));
-    char *text = cJSON_PrintUnformatted(body);
-    cJSON *group = rs_emu(s, "POST", "/groups", text, 201);
-    const cJSON *id = cJSON_GetObjectItem(group, "groupId");
-    assert_true(cJSON_IsString(id));
-    snprintf(ret_id, size, "%s", id->valuestring);
-    cJSON_Delete(group);
-    cJSON_Delete(body);
-    free(text);
-    char path[128];
-    snprintf(path, sizeof(path), "/groups/%s/join", ret_id);
-    cJSON_Delete(rs_emu(s, "POST", path, "{}", 202));
+    testkit_line_group(s->emulator.base_url, name, members, ret_id, size);
     rs_wait_bot(s, ret_id, "/ess bind", 1);
 }
 
 void rs_act(rs_stack *s, const char *user, const char *action, const char *body, char *ret_event_id,
             size_t size)
 {
-    char path[160];
-    snprintf(path, sizeof(path), "/users/%s/%s", user, action);
-    cJSON *answer = rs_emu(s, "POST", path, body != NULL ? body : "{}", 202);
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(answer, "events"), 0);
-    const cJSON *id = cJSON_GetObjectItem(first, "webhookEventId");
-    if (ret_event_id != NULL) {
-        assert_true(cJSON_IsString(id));
-        snprintf(ret_event_id, size, "%s", id->valuestring);
-    }
-    cJSON_Delete(answer);
+    testkit_line_act(s->emulator.base_url, user, action, body, ret_event_id, size, NULL);
 }
 
 void rs_bind(rs_stack *s, const char *officer, const char *group, const char *code)
@@ -314,76 +266,19 @@ void rs_bind(rs_stack *s, const char *officer, const char *group, const char *co
 
 /* ---- reading chats -------------------------------------------------------------------------- */
 
-typedef struct bot_scan {
-    size_t count;
-    int64_t last_seq;
-    char *last_json;
-} bot_scan;
-
-static void scan_chat(rs_stack *s, const char *chat, const char *needle, bot_scan *ret)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "/conversations/%s?after=0&limit=100000", chat);
-    cJSON *answer = rs_emu(s, "GET", path, NULL, 200);
-    memset(ret, 0, sizeof(*ret));
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, cJSON_GetObjectItem(answer, "entries"))
-    {
-        const cJSON *direction = cJSON_GetObjectItem(entry, "direction");
-        if (!cJSON_IsString(direction) || strcmp(direction->valuestring, "out") != 0)
-            continue;
-        char *text = cJSON_PrintUnformatted(cJSON_GetObjectItem(entry, "message"));
-        if (text != NULL && (needle == NULL || strstr(text, needle) != NULL)) {
-            ret->count++;
-            ret->last_seq = (int64_t)cJSON_GetObjectItem(entry, "seq")->valuedouble;
-            free(ret->last_json);
-            ret->last_json = text;
-        } else {
-            free(text);
-        }
-    }
-    cJSON_Delete(answer);
-}
-
 size_t rs_bot_count(rs_stack *s, const char *chat, const char *needle)
 {
-    bot_scan scan;
-    scan_chat(s, chat, needle, &scan);
-    free(scan.last_json);
-    return scan.count;
-}
-
-typedef struct bot_wait {
-    rs_stack *s;
-    const char *chat, *needle;
-    size_t count;
-    int64_t seq;
-} bot_wait;
-
-static bool bot_reached(void *closure)
-{
-    bot_wait *w = closure;
-    bot_scan scan;
-    scan_chat(w->s, w->chat, w->needle, &scan);
-    free(scan.last_json);
-    w->seq = scan.last_seq;
-    return scan.count >= w->count;
+    return testkit_line_bot_count(s->emulator.base_url, chat, needle);
 }
 
 int64_t rs_wait_bot(rs_stack *s, const char *chat, const char *needle, size_t count)
 {
-    bot_wait w = {s, chat, needle, count, 0};
-    if (!testkit_wait_until(bot_reached, &w, RS_WAIT_MS))
-        fail_msg("chat %.12s…: %zu bot messages with \"%s\" (want %zu)", chat,
-                 rs_bot_count(s, chat, needle), needle != NULL ? needle : "(any)", count);
-    return w.seq;
+    return testkit_line_wait_bot(s->emulator.base_url, chat, needle, count, RS_WAIT_MS);
 }
 
 char *rs_last_bot_json(rs_stack *s, const char *chat, const char *needle)
 {
-    bot_scan scan;
-    scan_chat(s, chat, needle, &scan);
-    return scan.last_json;
+    return testkit_line_last_bot(s->emulator.base_url, chat, needle);
 }
 
 int64_t rs_report(rs_stack *s, const char *citizen, double lat, double lon, const char *phone)
