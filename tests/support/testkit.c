@@ -81,6 +81,11 @@ const char *testkit_bin_dir(void)
     return dir != NULL ? dir : "build/bin";
 }
 
+static int exit_code(int status)
+{
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
 int testkit_run(const char *const *argv, const char *const *env, int64_t timeout_ms,
                 char **ret_output)
 {
@@ -141,9 +146,7 @@ int testkit_run(const char *const *argv, const char *const *env, int64_t timeout
         free(output);
     if (timed_out)
         return -1;
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return exit_code(status);
 }
 
 int testkit_spawn(const char *const *argv, const char *const *env, const char *log_path)
@@ -187,9 +190,30 @@ int testkit_stop(int pid, int sig, int64_t timeout_ms)
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return exit_code(status);
+}
+
+typedef struct exit_wait {
+    int pid;
+    int status;
+} exit_wait;
+
+static bool exited(void *closure)
+{
+    exit_wait *w = closure;
+    int status = 0;
+    if (waitpid(w->pid, &status, WNOHANG) != w->pid)
+        return false;
+    w->status = exit_code(status);
+    return true;
+}
+
+int testkit_wait_exit(int pid, int64_t timeout_ms)
+{
+    exit_wait w = {.pid = pid, .status = -1};
+    if (pid <= 0 || !testkit_wait_until(exited, &w, timeout_ms))
+        return -1;
+    return w.status;
 }
 
 #define FREE_PORT_FIRST 20000
@@ -287,6 +311,18 @@ int testkit_http(const char *method, const char *url, const char *const *headers
     curl_slist_free_all(list);
     curl_easy_cleanup(curl);
     return code == CURLE_OK ? 0 : -1;
+}
+
+static bool http_ok(void *closure)
+{
+    long status = 0;
+    testkit_http("GET", closure, NULL, NULL, 0, 2000, &status, NULL);
+    return status == 200;
+}
+
+bool testkit_wait_http_ok(const char *url, int64_t timeout_ms)
+{
+    return testkit_wait_until(http_ok, (void *)url, timeout_ms);
 }
 
 char *testkit_read_file(const char *path)

@@ -68,6 +68,11 @@ int testkit_spawn(const char *const *argv, const char *const *env, const char *l
  * Returns its exit status as testkit_run does (128+signal when killed by a signal). */
 int testkit_stop(int pid, int sig, int64_t timeout_ms);
 
+/* Waits at most timeout_ms for the child pid to end on its own, and reaps it. Returns its exit
+ * status as testkit_stop does (128+signal when a signal ended it), or -1 when it still runs
+ * (it is left running). */
+int testkit_wait_exit(int pid, int64_t timeout_ms);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago, never the same twice in a process.
  * Taken from 20000-32767, below the kernel's ephemeral range (32768-60999): a port from
  * that range can be taken by any outgoing connection (the tests open hundreds) between the
@@ -81,6 +86,10 @@ int testkit_free_port(void);
 int testkit_http(const char *method, const char *url, const char *const *headers,
                  const char *body, size_t body_len, int64_t timeout_ms, long *ret_status,
                  char **ret_body);
+
+/* True once GET url answers 200 (each attempt bounded by 2 s), false after timeout_ms: for
+ * waiting until a started service is healthy or ready. */
+bool testkit_wait_http_ok(const char *url, int64_t timeout_ms);
 
 /* Reads a whole file into a heap string (caller frees); NULL when unreadable. */
 char *testkit_read_file(const char *path);

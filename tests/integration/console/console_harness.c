@@ -73,18 +73,6 @@ int ch_teardown(void **state)
 
 /* ---- processes -------------------------------------------------------------------------- */
 
-typedef struct ready_probe {
-    char url[160];
-} ready_probe;
-
-static bool answers_200(void *closure)
-{
-    ready_probe *probe = closure;
-    long status = 0;
-    testkit_http("GET", probe->url, NULL, NULL, 0, 2000, &status, NULL);
-    return status == 200;
-}
-
 void ch_console_start(ch_env *env, const char *const *console_env)
 {
     if (env->console_port == 0) {
@@ -117,9 +105,9 @@ void ch_console_start(ch_env *env, const char *const *console_env)
     env->console_pid = testkit_spawn(argv, envp, env->log_path);
     assert_true(env->console_pid > 0);
     track_pid(env->console_pid);
-    ready_probe probe;
-    snprintf(probe.url, sizeof(probe.url), "%s/readyz", env->base_url);
-    if (!testkit_wait_until(answers_200, &probe, 30000)) {
+    char url[160];
+    snprintf(url, sizeof(url), "%s/readyz", env->base_url);
+    if (!testkit_wait_http_ok(url, 30000)) {
         char *log = testkit_read_file(env->log_path);
         fail_msg("ess-console not ready; its log:\n%s", log != NULL ? log : "(none)");
     }

@@ -19,19 +19,11 @@ stack the_stack;
 
 /* ---- processes ---------------------------------------------------------------------------- */
 
-static bool http_ok(void *closure)
-{
-    const char *url = closure;
-    long status = 0;
-    testkit_http("GET", url, NULL, NULL, 0, 1000, &status, NULL);
-    return status == 200;
-}
-
 static void wait_http(const proc *p, const char *path)
 {
     char url[128];
     snprintf(url, sizeof(url), "%s%s", p->base_url, path);
-    if (!testkit_wait_until(http_ok, url, WAIT_MS))
+    if (!testkit_wait_http_ok(url, WAIT_MS))
         fail_msg("%s did not answer 200 (log %s)", url, p->log_path);
 }
 
@@ -93,28 +85,13 @@ int conversation_stop(stack *s, int index)
     return code;
 }
 
-typedef struct exit_wait {
-    int pid;
-    int status;
-} exit_wait;
-
-static bool exited(void *closure)
-{
-    exit_wait *w = closure;
-    int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) != w->pid)
-        return false;
-    w->status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-    return true;
-}
-
 int conversation_wait_exit(stack *s, int index, int64_t timeout_ms)
 {
-    exit_wait w = {.pid = s->conversation[index].pid, .status = -1};
-    if (!testkit_wait_until(exited, &w, timeout_ms))
+    int status = testkit_wait_exit(s->conversation[index].pid, timeout_ms);
+    if (status < 0)
         fail_msg("conversation %d did not die", index);
     s->conversation[index].pid = 0;
-    return w.status;
+    return status;
 }
 
 long long conversation_metric(stack *s, int index, const char *series)

@@ -47,23 +47,6 @@ int nh_teardown(void **state)
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
-static long http_status(const char *url)
-{
-    long status = 0;
-    testkit_http("GET", url, NULL, NULL, 0, 2000, &status, NULL);
-    return status;
-}
-
-typedef struct ready_probe {
-    char url[128];
-} ready_probe;
-
-static bool answers_200(void *closure)
-{
-    ready_probe *probe = closure;
-    return http_status(probe->url) == 200;
-}
-
 /* ---- processes -------------------------------------------------------------------------- */
 
 static void start_emulator(nh_env *env)
@@ -90,9 +73,9 @@ static void start_emulator(nh_env *env)
     p->pid = testkit_spawn(argv, envp, p->log_path);
     assert_true(p->pid > 0);
     track_pid(p->pid);
-    ready_probe probe;
-    snprintf(probe.url, sizeof(probe.url), "%s/healthz", p->base_url);
-    assert_true(testkit_wait_until(answers_200, &probe, 20000));
+    char url[128];
+    snprintf(url, sizeof(url), "%s/healthz", p->base_url);
+    assert_true(testkit_wait_http_ok(url, 20000));
 }
 
 void nh_notifier_start(nh_env *env)
@@ -131,9 +114,9 @@ void nh_notifier_start(nh_env *env)
     p->pid = testkit_spawn(argv, envp, p->log_path);
     assert_true(p->pid > 0);
     track_pid(p->pid);
-    ready_probe probe;
-    snprintf(probe.url, sizeof(probe.url), "%s/readyz", p->base_url);
-    if (!testkit_wait_until(answers_200, &probe, 30000)) {
+    char url[128];
+    snprintf(url, sizeof(url), "%s/readyz", p->base_url);
+    if (!testkit_wait_http_ok(url, 30000)) {
         char *log = testkit_read_file(p->log_path);
         fail_msg("ess-notifier not ready; its log:\n%s", log != NULL ? log : "(none)");
     }

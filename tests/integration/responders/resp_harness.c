@@ -16,14 +16,6 @@ rs_stack rs;
 
 /* ---- processes ---------------------------------------------------------------------------- */
 
-static bool http_ok(void *closure)
-{
-    const char *url = closure;
-    long status = 0;
-    testkit_http("GET", url, NULL, NULL, 0, 1000, &status, NULL);
-    return status == 200;
-}
-
 static void proc_init(rs_stack *s, rs_proc *p, const char *binary, const char *listen_var)
 {
     p->binary = binary;
@@ -58,7 +50,7 @@ void rs_proc_start(rs_stack *s, rs_proc *p, const char *const *env)
     char url[128];
     snprintf(url, sizeof(url), "%s%s", p->base_url,
              strcmp(p->binary, "line-emulator") == 0 ? "/healthz" : "/readyz");
-    if (!testkit_wait_until(http_ok, url, 60000)) {
+    if (!testkit_wait_http_ok(url, 60000)) {
         char *log = testkit_read_file(p->log_path);
         fail_msg("%s not ready: %.2000s", p->binary, log != NULL ? log : "(no log)");
     }
@@ -71,28 +63,13 @@ int rs_proc_stop(rs_proc *p, int sig)
     return code;
 }
 
-typedef struct exit_wait {
-    int pid;
-    int status;
-} exit_wait;
-
-static bool exited(void *closure)
-{
-    exit_wait *w = closure;
-    int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) != w->pid)
-        return false;
-    w->status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-    return true;
-}
-
 int rs_proc_wait_exit(rs_proc *p, int64_t timeout_ms)
 {
-    exit_wait w = {.pid = p->pid, .status = -1};
-    if (!testkit_wait_until(exited, &w, timeout_ms))
+    int status = testkit_wait_exit(p->pid, timeout_ms);
+    if (status < 0)
         fail_msg("%s did not die", p->binary);
     p->pid = 0;
-    return w.status;
+    return status;
 }
 
 char *rs_essctl(rs_stack *s, const char *const *args)
