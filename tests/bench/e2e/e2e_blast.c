@@ -36,13 +36,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "bench_http.h"
 #include "e2e_common.h"
 #include "ingress_signature.h"
 
 #define BLAST_THREADS_MAX 256
 #define BODY_MAX 32768
 #define HEAD_MAX 1024
-#define ANSWER_HEAD_MAX 8192
 #define EVENTS_MAX 100
 #define USERS 1000 /* rooms, and one speaker in each */
 
@@ -156,87 +156,6 @@ static void prepare(const blast_options *opt, long index, const char *run_tag, p
     memcpy(ret->bytes + head_len, body, used);
 }
 
-static int open_connection(const blast_options *opt)
-{
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt->port)};
-    if (inet_pton(AF_INET, opt->host, &address.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    int on = 1;
-    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool write_fully(int fd, const char *bytes, size_t len)
-{
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = send(fd, bytes + sent, len - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        sent += (size_t)n;
-    }
-    return true;
-}
-
-/* Reads one answer framed by Content-Length; returns its status, -1 when the connection
- * failed or the answer is not HTTP/1.1. ret_reusable: the connection may carry the next. */
-static int read_answer(int fd, bool *ret_reusable)
-{
-    char head[ANSWER_HEAD_MAX + 1];
-    size_t have = 0;
-    const char *blank = NULL;
-    while (blank == NULL) {
-        if (have >= ANSWER_HEAD_MAX)
-            return -1;
-        ssize_t n = recv(fd, head + have, ANSWER_HEAD_MAX - have, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        have += (size_t)n;
-        head[have] = '\0';
-        blank = strstr(head, "\r\n\r\n");
-    }
-    int status = 0;
-    if (strncmp(head, "HTTP/1.1 ", 9) != 0 || sscanf(head + 9, "%3d", &status) != 1)
-        return -1;
-    long content_length = -1;
-    *ret_reusable = true;
-    for (const char *line = strstr(head, "\r\n") + 2; line < blank;
-         line = strstr(line, "\r\n") + 2) {
-        if (strncasecmp(line, "content-length:", 15) == 0) {
-            char *end = NULL;
-            content_length = strtol(line + 15, &end, 10);
-        } else if (strncasecmp(line, "connection:", 11) == 0 && strstr(line, "close") != NULL &&
-                   strstr(line, "close") < strstr(line, "\r\n")) {
-            *ret_reusable = false;
-        }
-    }
-    if (content_length < 0 || content_length > (1L << 20))
-        return -1;
-    size_t body_have = have - (size_t)(blank + 4 - head);
-    char sink[4096];
-    while ((long)body_have < content_length) {
-        size_t want = (size_t)content_length - body_have;
-        ssize_t n = recv(fd, sink, want < sizeof(sink) ? want : sizeof(sink), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        body_have += (size_t)n;
-    }
-    return status;
-}
-
 static void *blast_thread(void *closure)
 {
     blast_phase *phase = closure;
@@ -250,11 +169,11 @@ static void *blast_thread(void *closure)
         int status = -1;
         /* A keep-alive connection the server closed meanwhile is opened again, once. */
         for (int attempt = 0; attempt < 2 && status < 0; attempt++) {
-            if (fd < 0 && (fd = open_connection(phase->opt)) < 0)
+            if (fd < 0 && (fd = bench_http_connect(phase->opt->host, phase->opt->port)) < 0)
                 break;
             bool reusable = false;
-            if (write_fully(fd, request->bytes, request->len))
-                status = read_answer(fd, &reusable);
+            if (bench_http_send_all(fd, request->bytes, request->len))
+                status = bench_http_read_answer(fd, &reusable);
             if (status < 0 || !reusable) {
                 close(fd);
                 fd = -1;

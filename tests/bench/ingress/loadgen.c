@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_http.h"
 #include "ingress_signature.h"
 
 #define REQUEST_MAX 16384
-#define RESPONSE_MAX 8192
 #define USERS 1000
 
 typedef struct options {
@@ -160,79 +160,6 @@ static void build_request(const options *opt, long index, const char *run_tag, r
     out->len = (size_t)n;
 }
 
-static int connect_target(const options *opt)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt->port)};
-    if (inet_pton(AF_INET, opt->host, &addr.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-        close(fd);
-        return -1;
-    }
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return fd;
-}
-
-static bool send_all(int fd, const char *bytes, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, bytes, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        bytes += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Reads one response (Content-Length framed); returns the status or -1. */
-static int read_response(int fd, bool *ret_keep_alive)
-{
-    char buffer[RESPONSE_MAX];
-    size_t have = 0;
-    char *head_end = NULL;
-    while (head_end == NULL) {
-        if (have + 1 >= sizeof(buffer))
-            return -1;
-        ssize_t n = recv(fd, buffer + have, sizeof(buffer) - 1 - have, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        have += (size_t)n;
-        buffer[have] = '\0';
-        head_end = strstr(buffer, "\r\n\r\n");
-    }
-    int status = 0;
-    if (sscanf(buffer, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    size_t content_length = 0;
-    for (char *line = strstr(buffer, "\r\n"); line != NULL && line < head_end;
-         line = strstr(line + 2, "\r\n")) {
-        if (strncasecmp(line + 2, "content-length:", 15) == 0)
-            content_length = (size_t)strtoul(line + 2 + 15, NULL, 10);
-        if (strncasecmp(line + 2, "connection: close", 17) == 0)
-            *ret_keep_alive = false;
-    }
-    size_t body_have = have - (size_t)(head_end + 4 - buffer);
-    while (body_have < content_length) {
-        char sink[4096];
-        size_t want = content_length - body_have;
-        ssize_t n = recv(fd, sink, want < sizeof(sink) ? want : sizeof(sink), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        body_have += (size_t)n;
-    }
-    return status;
-}
-
 static void *worker(void *arg)
 {
     run *r = arg;
@@ -246,12 +173,12 @@ static void *worker(void *arg)
         int status = -1;
         for (int attempt = 0; attempt < 2 && status < 0; attempt++) {
             if (fd < 0)
-                fd = connect_target(r->opt);
+                fd = bench_http_connect(r->opt->host, r->opt->port);
             if (fd < 0)
                 break;
             bool keep_alive = true;
-            if (send_all(fd, req->bytes, req->len))
-                status = read_response(fd, &keep_alive);
+            if (bench_http_send_all(fd, req->bytes, req->len))
+                status = bench_http_read_answer(fd, &keep_alive);
             if (status < 0 || !keep_alive) {
                 close(fd);
                 fd = -1;
