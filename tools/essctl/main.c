@@ -61,6 +61,8 @@ static bool is_help(const char *arg)
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
+#define SYNOPSIS_COLUMN 28
+
 static void print_commands(FILE *out, const char *group)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
@@ -68,10 +70,14 @@ static void print_commands(FILE *out, const char *group)
         if (group != NULL && (strncmp(commands[i].name, group, group_len) != 0 ||
                               commands[i].name[group_len] != ' '))
             continue;
-        char synopsis[96];
-        snprintf(synopsis, sizeof(synopsis), "%s%s%s", commands[i].name,
-                 commands[i].usage[0] != '\0' ? " " : "", commands[i].usage);
-        fprintf(out, "  %-28s %s\n", synopsis, commands[i].help);
+        char synopsis[512];
+        int len = snprintf(synopsis, sizeof(synopsis), "%s%s%s", commands[i].name,
+                           commands[i].usage[0] != '\0' ? " " : "", commands[i].usage);
+        /* A synopsis longer than the column gets a line of its own, whole. */
+        if (len > SYNOPSIS_COLUMN)
+            fprintf(out, "  %s\n  %-*s %s\n", synopsis, SYNOPSIS_COLUMN, "", commands[i].help);
+        else
+            fprintf(out, "  %-*s %s\n", SYNOPSIS_COLUMN, synopsis, commands[i].help);
     }
 }
 

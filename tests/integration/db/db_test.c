@@ -904,6 +904,9 @@ ESS_TEST(essctl_reports_failures_and_usage)
     assert_int_equal(run_essctl((const char *const[]){"--help", NULL}, NULL, &output), 0);
     assert_non_null(strstr(output, "db migrate"));
     assert_non_null(strstr(output, "ESS_PG_DSN"));
+    /* The longest synopsis whole, not cut at a buffer's end. */
+    assert_non_null(strstr(output, "team invite (--province TH50 | --national) [--station ID] "
+                                   "[--agency LIST] [--kind KIND] [--name NAME] [--json]"));
     free(output);
     assert_int_equal(
         run_essctl((const char *const[]){"db", "migrate", "--help", NULL}, NULL, &output), 0);
