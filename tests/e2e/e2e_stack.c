@@ -615,8 +615,18 @@ void e2e_stack_down(e2e_stack *s)
 
 /* ---- searching the stack's files ----------------------------------------------------------- */
 
+/* Needles are found in one pass over each file: every position's first 8 bytes are looked up
+ * in a table of the needles' first 8 bytes (needles are at least that long), and only a hit
+ * is compared whole. Hundreds of needles cost about what one does. */
+#define NEEDLE_PREFIX 8
+
 typedef struct file_search {
     const char *const *needles;
+    size_t needle_count;
+    size_t *slots; /* power-of-two table of needle index + 1, 0 = empty */
+    size_t slot_mask;
+    size_t *next; /* needles sharing a prefix: index + 1 of the next, 0 = none */
+    bool *seen;   /* per needle, for the file being read */
     const char *const *skip;
     char *found;
     size_t size;
@@ -624,17 +634,56 @@ typedef struct file_search {
     size_t hits;
 } file_search;
 
-static bool holds(const char *data, size_t len, const char *needle)
+static uint64_t prefix_key(const char *bytes)
 {
-    size_t n = strlen(needle);
-    for (const char *at = data; n > 0 && (size_t)(at - data) + n <= len; at++) {
-        at = memchr(at, needle[0], len - (size_t)(at - data) - n + 1);
-        if (at == NULL)
-            return false;
-        if (memcmp(at, needle, n) == 0)
-            return true;
+    uint64_t key;
+    memcpy(&key, bytes, sizeof(key));
+    return key;
+}
+
+static size_t slot_of(const file_search *search, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 20) & search->slot_mask;
+}
+
+static void index_needles(file_search *search)
+{
+    size_t count = 0;
+    while (search->needles[count] != NULL)
+        count++;
+    size_t slots = 16;
+    while (slots < 4 * count)
+        slots *= 2;
+    search->needle_count = count;
+    search->slot_mask = slots - 1;
+    search->slots = calloc(slots, sizeof(*search->slots));
+    search->next = calloc(count + 1, sizeof(*search->next));
+    search->seen = calloc(count + 1, sizeof(*search->seen));
+    assert_true(search->slots != NULL && search->next != NULL && search->seen != NULL);
+    for (size_t i = 0; i < count; i++) {
+        if (strlen(search->needles[i]) < NEEDLE_PREFIX)
+            fail_msg("e2e_home_files_holding: needle \"%s\" is shorter than %d bytes",
+                     search->needles[i], NEEDLE_PREFIX);
+        size_t slot = slot_of(search, prefix_key(search->needles[i]));
+        /* Linear probing over distinct prefixes; a shared prefix chains in next[]. */
+        while (search->slots[slot] != 0 &&
+               prefix_key(search->needles[search->slots[slot] - 1]) !=
+                   prefix_key(search->needles[i]))
+            slot = (slot + 1) & search->slot_mask;
+        search->next[i] = search->slots[slot];
+        search->slots[slot] = i + 1;
     }
-    return false;
+}
+
+static void note_hit(file_search *search, const char *path, size_t needle)
+{
+    search->seen[needle] = true;
+    search->hits++;
+    int n = snprintf(search->found + search->used, search->size - search->used, "%s: %s\n", path,
+                     search->needles[needle]);
+    if (n > 0)
+        search->used += (size_t)n < search->size - search->used ? (size_t)n
+                                                                 : search->size - search->used - 1;
 }
 
 static void search_file(file_search *search, const char *path)
@@ -651,16 +700,20 @@ static void search_file(file_search *search, const char *path)
         len = fread(data, 1, (size_t)st.st_size, f);
     }
     fclose(f);
-    for (size_t i = 0; search->needles[i] != NULL; i++) {
-        if (data == NULL || !holds(data, len, search->needles[i]))
-            continue;
-        search->hits++;
-        int n = snprintf(search->found + search->used, search->size - search->used, "%s: %s\n",
-                         path, search->needles[i]);
-        if (n > 0)
-            search->used += (size_t)n < search->size - search->used
-                                ? (size_t)n
-                                : search->size - search->used - 1;
+    memset(search->seen, 0, search->needle_count * sizeof(*search->seen));
+    for (size_t at = 0; data != NULL && at + NEEDLE_PREFIX <= len; at++) {
+        uint64_t key = prefix_key(data + at);
+        size_t slot = slot_of(search, key);
+        while (search->slots[slot] != 0 &&
+               prefix_key(search->needles[search->slots[slot] - 1]) != key)
+            slot = (slot + 1) & search->slot_mask;
+        for (size_t entry = search->slots[slot]; entry != 0; entry = search->next[entry - 1]) {
+            size_t needle = entry - 1;
+            size_t n = strlen(search->needles[needle]);
+            if (!search->seen[needle] && at + n <= len &&
+                memcmp(data + at, search->needles[needle], n) == 0)
+                note_hit(search, path, needle);
+        }
     }
     free(data);
 }
@@ -696,7 +749,11 @@ size_t e2e_home_files_holding(e2e_stack *s, const char *const *needles, const ch
     assert_true(size > 0);
     ret_found[0] = '\0';
     file_search search = {.needles = needles, .skip = skip, .found = ret_found, .size = size};
+    index_needles(&search);
     search_tree(&search, s->home);
+    free(search.slots);
+    free(search.next);
+    free(search.seen);
     return search.hits;
 }
 

@@ -132,7 +132,8 @@ void e2e_user_hash_hex(e2e_stack *s, const char *user_id, char ret_hex[65]);
 
 /* Every file under the stack's directory ESS_HOME (the PostgreSQL cluster with its WAL, the
  * JetStream store, every log, the pid and environment files) searched byte for byte for each
- * of needles (NULL-terminated), skipping files whose path contains one of skip
+ * of needles (NULL-terminated; each at least 8 bytes long, any number of them: one pass per
+ * file), skipping files whose path contains one of skip
  * (NULL-terminated, may be NULL). Appends "path: needle" lines to ret_found (NUL-terminated,
  * truncated at size) and returns the number of (file, needle) pairs found. Files are read as
  * they are: run `ess down` first so that everything is on disk. */

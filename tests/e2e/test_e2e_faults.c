@@ -602,6 +602,43 @@ ESS_TEST(two_hundred_reports_survive_kills_restarts_and_line_errors)
     free(hashes);
     free(event_ids);
 
+    /* After crashes too, no phone number nor reporter's LINE id is anywhere in clear in the
+     * data directory (PostgreSQL after crash recovery, the JetStream store after a SIGKILL,
+     * the logs of every killed process). The emulator's files are LINE's side. */
+    free(e2e_ess(s, "down", 180000));
+    static char phones[CITIZENS][2][24];
+    static const char *needles[3 * CITIZENS + 1];
+    size_t needle_count = 0;
+    for (size_t i = 0; i < CITIZENS; i++) {
+        snprintf(phones[i][0], sizeof(phones[i][0]), "08%08zu", 10000000 + i);
+        snprintf(phones[i][1], sizeof(phones[i][1]), "+668%08zu", 10000000 + i);
+        needles[needle_count++] = phones[i][0];
+        needles[needle_count++] = phones[i][1];
+        needles[needle_count++] = citizens[i].user;
+    }
+    needles[needle_count] = NULL;
+    /* A canary holding one phone of a prefix shared by a hundred needles and one LINE id
+     * proves the search finds what is there. */
+    char canary_path[sizeof(s->home) + 32];
+    snprintf(canary_path, sizeof(canary_path), "%s/canary.txt", s->home);
+    FILE *canary = fopen(canary_path, "w");
+    assert_non_null(canary);
+    fprintf(canary, "canary %s and %s\n", phones[150][0], citizens[77].user);
+    fclose(canary);
+    const char *skip[] = {"line-emulator", NULL};
+    char found[4096];
+    int64_t search_started = testkit_now_ms();
+    size_t hits = e2e_home_files_holding(s, needles, skip, found, sizeof(found));
+    char want_phone[128], want_user[128];
+    snprintf(want_phone, sizeof(want_phone), "canary.txt: %s\n", phones[150][0]);
+    snprintf(want_user, sizeof(want_user), "canary.txt: %s\n", citizens[77].user);
+    if (hits != 2 || strstr(found, want_phone) == NULL || strstr(found, want_user) == NULL)
+        fail_msg("expected only the canary's two values in clear under ESS_HOME, found %zu:\n%s",
+                 hits, found);
+    fprintf(stderr, "e2e faults: %zu phone numbers and ids searched for in the data directory "
+                    "in %lld ms, none found but the canary\n",
+            needle_count, (long long)(testkit_now_ms() - search_started));
+
     fprintf(stderr,
             "e2e faults: stack up %lld ms, faults %lld ms, convergence and checks %lld ms; "
             "%zu reporters told their case number twice\n",
