@@ -9,10 +9,7 @@
  * events/s, requests/s, p50/p99/max latency and, given --pid, the target's CPU time per event
  * from /proc/<pid>/stat (utime+stime, clock-tick resolution). Exit 1 when any request was
  * not answered 200. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
