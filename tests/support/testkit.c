@@ -193,6 +193,37 @@ int testkit_stop(int pid, int sig, int64_t timeout_ms)
     return exit_code(status);
 }
 
+static int tracked_pids[32];
+
+void testkit_track(int pid)
+{
+    for (size_t i = 0; i < sizeof(tracked_pids) / sizeof(tracked_pids[0]); i++)
+        if (tracked_pids[i] == 0) {
+            tracked_pids[i] = pid;
+            return;
+        }
+    fail_msg("testkit_track: more than %zu processes at once",
+             sizeof(tracked_pids) / sizeof(tracked_pids[0]));
+}
+
+int testkit_stop_tracked(int pid, int sig, int64_t timeout_ms)
+{
+    if (pid > 0)
+        kill(pid, SIGCONT);
+    int code = testkit_stop(pid, sig, timeout_ms);
+    for (size_t i = 0; i < sizeof(tracked_pids) / sizeof(tracked_pids[0]); i++)
+        if (tracked_pids[i] == pid)
+            tracked_pids[i] = 0;
+    return code;
+}
+
+void testkit_stop_all_tracked(int sig, int64_t timeout_ms)
+{
+    for (size_t i = 0; i < sizeof(tracked_pids) / sizeof(tracked_pids[0]); i++)
+        if (tracked_pids[i] > 0)
+            testkit_stop_tracked(tracked_pids[i], sig, timeout_ms);
+}
+
 typedef struct exit_wait {
     int pid;
     int status;

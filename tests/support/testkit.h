@@ -68,6 +68,15 @@ int testkit_spawn(const char *const *argv, const char *const *env, const char *l
  * Returns its exit status as testkit_run does (128+signal when killed by a signal). */
 int testkit_stop(int pid, int sig, int64_t timeout_ms);
 
+/* Processes a case started that must not outlive it, also when cmocka jumps out of the case
+ * (a failed assertion), as testkit_nats_* does for nats-servers. testkit_track remembers pid
+ * (32 at once at most; fails the case beyond). testkit_stop_tracked thaws it (a SIGSTOPped
+ * process cannot handle a signal), stops it as testkit_stop does and forgets it; the same
+ * return. testkit_stop_all_tracked does that with sig to every one left (for a teardown). */
+void testkit_track(int pid);
+int testkit_stop_tracked(int pid, int sig, int64_t timeout_ms);
+void testkit_stop_all_tracked(int sig, int64_t timeout_ms);
+
 /* Waits at most timeout_ms for the child pid to end on its own, and reaps it. Returns its exit
  * status as testkit_stop does (128+signal when a signal ended it), or -1 when it still runs
  * (it is left running). */

@@ -17,27 +17,8 @@
 #include <curl/curl.h>
 
 /* What a failed case must not leave behind (cmocka jumps out of it). */
-static int live_pids[4];
 static char live_database[512];
 static char live_role[64];
-
-static void track_pid(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == 0) {
-            live_pids[i] = pid;
-            return;
-        }
-}
-
-static int stop_pid(int pid, int sig, int64_t timeout_ms)
-{
-    int code = testkit_stop(pid, sig, timeout_ms);
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == pid)
-            live_pids[i] = 0;
-    return code;
-}
 
 static void drop_role(const char *role)
 {
@@ -56,9 +37,7 @@ static void drop_role(const char *role)
 int ch_teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] > 0)
-            stop_pid(live_pids[i], SIGKILL, 5000);
+    testkit_stop_all_tracked(SIGKILL, 5000);
     testkit_nats_stop_all();
     if (live_database[0] != '\0') {
         testkit_drop_database(live_database);
@@ -104,7 +83,7 @@ void ch_console_start(ch_env *env, const char *const *console_env)
     envp[n] = NULL;
     env->console_pid = testkit_spawn(argv, envp, env->log_path);
     assert_true(env->console_pid > 0);
-    track_pid(env->console_pid);
+    testkit_track(env->console_pid);
     char url[160];
     snprintf(url, sizeof(url), "%s/readyz", env->base_url);
     if (!testkit_wait_http_ok(url, 30000)) {
@@ -115,7 +94,7 @@ void ch_console_start(ch_env *env, const char *const *console_env)
 
 int ch_console_stop(ch_env *env)
 {
-    int code = stop_pid(env->console_pid, SIGTERM, 20000);
+    int code = testkit_stop_tracked(env->console_pid, SIGTERM, 20000);
     env->console_pid = 0;
     return code;
 }

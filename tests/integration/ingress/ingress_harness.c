@@ -10,31 +10,9 @@
 
 #include "vault.h"
 
-/* Processes that must not outlive a failed case (cmocka jumps out of it). */
-static int live_pids[8];
-
-void harness_track(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == 0) {
-            live_pids[i] = pid;
-            return;
-        }
-}
-
-static void untrack(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == pid)
-            live_pids[i] = 0;
-}
-
 int harness_stop_process(int pid, int64_t timeout_ms)
 {
-    kill(pid, SIGCONT); /* a frozen process cannot handle SIGTERM */
-    int code = testkit_stop(pid, SIGTERM, timeout_ms);
-    untrack(pid);
-    return code;
+    return testkit_stop_tracked(pid, SIGTERM, timeout_ms);
 }
 
 /* ---- ess-ingress ------------------------------------------------------------------------ */
@@ -78,7 +56,7 @@ void ingress_start_with(ingress_proc *p, const char *nats_url, bool wait_ready,
         env[n++] = extra_env[i];
     p->pid = testkit_spawn(argv, env, p->log_path);
     assert_true(p->pid > 0);
-    harness_track(p->pid);
+    testkit_track(p->pid);
     wait_status alive = {p, "/healthz", 200};
     assert_true(testkit_wait_until(status_is, &alive, 20000));
     if (wait_ready) {
@@ -151,9 +129,7 @@ const char *shared_nats(void)
 int harness_teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] > 0)
-            harness_stop_process(live_pids[i], 5000);
+    testkit_stop_all_tracked(SIGTERM, 5000);
     testkit_nats_stop_all();
     return 0;
 }

@@ -42,10 +42,8 @@ typedef struct line_in {
 /* The shared test server (ESS_TEST_NATS_URL). */
 const char *shared_nats(void);
 
-/* Registers a process to be stopped by harness_teardown if the case fails. */
-void harness_track(int pid);
-/* SIGCONT (a frozen process cannot handle SIGTERM), then SIGTERM, SIGKILL after timeout_ms;
- * returns the exit status as testkit_stop does and forgets the pid. */
+/* testkit_stop_tracked with SIGTERM (SIGKILL after timeout_ms) for a process the case
+ * registered with testkit_track; returns the exit status as testkit_stop does. */
 int harness_stop_process(int pid, int64_t timeout_ms);
 int harness_teardown(void **state);
 

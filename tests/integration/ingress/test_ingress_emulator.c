@@ -57,7 +57,7 @@ static void emulator_start(emulator *e, const ingress_proc *target)
                          NULL};
     e->pid = testkit_spawn(argv, env, e->log_path);
     assert_true(e->pid > 0);
-    harness_track(e->pid);
+    testkit_track(e->pid);
     assert_true(testkit_wait_until(emulator_alive, e, 20000));
 }
 

@@ -9,34 +9,12 @@
 #include <unistd.h>
 
 /* What a failed case must not leave behind (cmocka jumps out of it). */
-static int live_pids[8];
 static char live_database[512];
-
-static void track_pid(int pid)
-{
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == 0) {
-            live_pids[i] = pid;
-            return;
-        }
-}
-
-static int stop_pid(int pid, int sig, int64_t timeout_ms)
-{
-    kill(pid, SIGCONT);
-    int code = testkit_stop(pid, sig, timeout_ms);
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] == pid)
-            live_pids[i] = 0;
-    return code;
-}
 
 int nh_teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++)
-        if (live_pids[i] > 0)
-            stop_pid(live_pids[i], SIGKILL, 5000);
+    testkit_stop_all_tracked(SIGKILL, 5000);
     testkit_nats_stop_all();
     if (live_database[0] != '\0') {
         testkit_drop_database(live_database);
@@ -72,7 +50,7 @@ static void start_emulator(nh_env *env)
                           NULL};
     p->pid = testkit_spawn(argv, envp, p->log_path);
     assert_true(p->pid > 0);
-    track_pid(p->pid);
+    testkit_track(p->pid);
     char url[128];
     snprintf(url, sizeof(url), "%s/healthz", p->base_url);
     assert_true(testkit_wait_http_ok(url, 20000));
@@ -113,7 +91,7 @@ void nh_notifier_start(nh_env *env)
     envp[n] = NULL;
     p->pid = testkit_spawn(argv, envp, p->log_path);
     assert_true(p->pid > 0);
-    track_pid(p->pid);
+    testkit_track(p->pid);
     char url[128];
     snprintf(url, sizeof(url), "%s/readyz", p->base_url);
     if (!testkit_wait_http_ok(url, 30000)) {
@@ -124,7 +102,7 @@ void nh_notifier_start(nh_env *env)
 
 int nh_notifier_stop(nh_env *env, int sig)
 {
-    int code = stop_pid(env->notifier.pid, sig, 20000);
+    int code = testkit_stop_tracked(env->notifier.pid, sig, 20000);
     env->notifier.pid = 0;
     return code;
 }
@@ -170,7 +148,7 @@ void nh_stop(nh_env *env)
     if (env->notifier.pid > 0)
         nh_notifier_stop(env, SIGTERM);
     if (env->emulator.pid > 0)
-        stop_pid(env->emulator.pid, SIGTERM, 10000);
+        testkit_stop_tracked(env->emulator.pid, SIGTERM, 10000);
     bus_destroy(env->bus);
     jsCtx_Destroy(env->js);
     natsConnection_Destroy(env->nc);
