@@ -119,6 +119,22 @@ static int take_name(const essctl_command *command, int *argc, char **argv,
     return ESSCTL_EXIT_OK;
 }
 
+/* The new password (read_password), its hash into hash, and the database: what adding a user
+ * and changing a password both need first. The password is wiped before returning. */
+static int hash_password_and_open_db(const essctl_command *command, bool from_stdin,
+                                     char hash[CONSOLE_HASH_TEXT_MAX], db **ret_db)
+{
+    char password[PASSWORD_BUFFER];
+    st_error err = {0};
+    int exit_code = read_password(command, from_stdin, password);
+    if (exit_code == ESSCTL_EXIT_OK && console_password_hash(password, hash, &err) != ST_OK)
+        exit_code = essctl_fail(command, &err);
+    OPENSSL_cleanse(password, sizeof(password));
+    if (exit_code == ESSCTL_EXIT_OK)
+        exit_code = essctl_open_db(command, 0, ret_db);
+    return exit_code;
+}
+
 int essctl_user_add(const essctl_command *command, int argc, char **argv)
 {
     const char *name = NULL, *role_text = NULL, *area = NULL;
@@ -139,17 +155,11 @@ int essctl_user_add(const essctl_command *command, int argc, char **argv)
     if (role == CONSOLE_ROLE_ADMIN && strcmp(area, "all") != 0)
         return essctl_usage_error(command, "an admin sees every area: --area all");
 
-    char password[PASSWORD_BUFFER], hash[CONSOLE_HASH_TEXT_MAX];
+    char hash[CONSOLE_HASH_TEXT_MAX];
     db *d = NULL;
     db_result *r = NULL;
     st_error err = {0};
-    if ((exit_code = read_password(command, from_stdin, password)) != ESSCTL_EXIT_OK)
-        goto cleanup;
-    if (console_password_hash(password, hash, &err) != ST_OK) {
-        exit_code = essctl_fail(command, &err);
-        goto cleanup;
-    }
-    if ((exit_code = essctl_open_db(command, 0, &d)) != ESSCTL_EXIT_OK)
+    if ((exit_code = hash_password_and_open_db(command, from_stdin, hash, &d)) != ESSCTL_EXIT_OK)
         goto cleanup;
     if (strcmp(area, "all") != 0) {
         const char *params[] = {area};
@@ -183,7 +193,7 @@ int essctl_user_add(const essctl_command *command, int argc, char **argv)
     }
     printf("user %s added: %s, area %s\n", name, console_role_name(role), area);
 cleanup:
-    OPENSSL_cleanse(password, sizeof(password));
+    OPENSSL_cleanse(hash, sizeof(hash));
     db_result_destroy(r);
     db_destroy(d);
     return exit_code;
@@ -293,17 +303,11 @@ int essctl_user_passwd(const essctl_command *command, int argc, char **argv)
         return exit_code;
     if ((exit_code = essctl_no_more_args(command, argc, argv)) != ESSCTL_EXIT_OK)
         return exit_code;
-    char password[PASSWORD_BUFFER], hash[CONSOLE_HASH_TEXT_MAX];
+    char hash[CONSOLE_HASH_TEXT_MAX];
     db *d = NULL;
     db_result *r = NULL;
     st_error err = {0};
-    if ((exit_code = read_password(command, from_stdin, password)) != ESSCTL_EXIT_OK)
-        goto cleanup;
-    if (console_password_hash(password, hash, &err) != ST_OK) {
-        exit_code = essctl_fail(command, &err);
-        goto cleanup;
-    }
-    if ((exit_code = essctl_open_db(command, 0, &d)) != ESSCTL_EXIT_OK)
+    if ((exit_code = hash_password_and_open_db(command, from_stdin, hash, &d)) != ESSCTL_EXIT_OK)
         goto cleanup;
     const char *params[] = {name, hash};
     if (db_exec(d,
@@ -323,7 +327,6 @@ int essctl_user_passwd(const essctl_command *command, int argc, char **argv)
     }
     printf("password of %s changed; %s session(s) ended\n", name, db_result_value(r, 0, 1));
 cleanup:
-    OPENSSL_cleanse(password, sizeof(password));
     OPENSSL_cleanse(hash, sizeof(hash));
     db_result_destroy(r);
     db_destroy(d);
