@@ -30,7 +30,9 @@ for i in "${nodes[@]}"; do
   ess_free_port "monitor_port[$i]"
   ess_free_port "route_port[$i]"
 done
-route_password=$(ess_random_hex 16)
+# A letter first, as for the store key: nats-server reads a value starting with a digit as a
+# number and refuses the configuration.
+route_password=p$(ess_random_hex 16)
 store_key=$(ess_new_nats_key)
 
 for i in "${nodes[@]}"; do
